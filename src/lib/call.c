@@ -1,0 +1,265 @@
+/*
+ * call.c: what a stub does with a call: run it here (zero, zero-checked, or a self-call in
+ * an instance) or hand it to the client (local, docker).
+ *
+ * Design notes
+ * - The zero-mode path is one branch and an indirect call, plus the per-thread context that
+ *   ms_fail() and ms_deadline_left_ms() read; nothing is allocated.
+ * - zero-checked runs every argument and result through encode, JSON text and decode, so a
+ *   value that cannot cross the wire fails in tests exactly as it would in production.
+ * - An MS_CLIENT stub (no implementation) finds its provider in the registry by name, cached
+ *   until the registry generation changes (a library loaded or unloaded).
+ * - Threading: everything here is reentrant; the context is thread-local.
+ */
+#include "codec.h"
+#include "msi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+_Thread_local msi_ctx *msi_cur_ctx;
+ms__service *msi_serving;
+
+static ms_failure_handler failure_handler;
+static void *failure_arg;
+
+int64_t
+msi_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Scratch space for a result the caller does not want (result == NULL). */
+typedef union scratch {
+    max_align_t align;
+    char bytes[256];
+} scratch;
+
+ms_status
+msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms)
+{
+    scratch tmp;
+    void *res = result;
+    size_t rsize = svc->result ? svc->result->size : 0;
+    if (!res && rsize) {
+        res = rsize <= sizeof tmp ? (void *)&tmp : malloc(rsize);
+        if (!res)
+            return msi_set_error(MS_ENOMEM, "%s: out of memory", svc->name);
+    }
+    msi_ctx c;
+    c.svc = svc;
+    c.deadline_ms = deadline_ms;
+    c.failed = 0;
+    c.prev = msi_cur_ctx;
+    msi_cur_ctx = &c;
+    svc->invoke(args, res ? res : (void *)&tmp);
+    msi_cur_ctx = c.prev;
+
+    ms_status st = MS_OK;
+    if (c.failed) {
+        if (rsize) {
+            ms__free_value(svc->result, res);
+            memset(res, 0, rsize);
+        }
+        msi_set_error(MS_EAPP, "%s: %s", svc->name, c.app_msg);
+        msi_set_app_code(c.app_code);
+        st = MS_EAPP;
+    } else if (!result && rsize) {
+        ms__free_value(svc->result, res);
+    }
+    if (res && res != result && res != (void *)&tmp)
+        free(res);
+    return st;
+}
+
+/* The implementation of svc in this process, or NULL. */
+static ms__service *
+provider_of(ms__service *svc, msi_svc *rt)
+{
+    if (svc->invoke)
+        return svc;
+    unsigned long g = msi_registry_gen();
+    ms__service *p = __atomic_load_n(&rt->provider, __ATOMIC_ACQUIRE);
+    if (p && __atomic_load_n(&rt->provider_gen, __ATOMIC_ACQUIRE) == g)
+        return p;
+    p = msi_registry_find(rt->name, &g);
+    __atomic_store_n(&rt->provider_gen, g, __ATOMIC_RELEASE);
+    __atomic_store_n(&rt->provider, p, __ATOMIC_RELEASE);
+    return p;
+}
+
+/* One trip through the wire format: value -> JSON text -> value. */
+static json_t *
+through_text(json_t *j, msi_err *err)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+    if (!text) {
+        msi_errf(err, MS_ENOMEM, "cannot serialise");
+        return NULL;
+    }
+    json_t *back = msi_json_parse(text, strlen(text), err);
+    free(text);
+    return back;
+}
+
+static ms_status
+call_checked(ms__service *stub, ms__service *impl, void *args, void *result, const char *name)
+{
+    msi_err err = {{0}};
+    json_t *j = NULL;
+    ms_status st = msi_encode_args(stub, args, &j, &err);
+    if (st != MS_OK)
+        return msi_set_error(st, "%s: %s", name, err.msg);
+    if (!(j = through_text(j, &err)))
+        return msi_set_error(MS_EBADARGS, "%s: %s", name, err.msg);
+
+    void *iargs = calloc(1, impl->args_size);
+    if (!iargs) {
+        json_decref(j);
+        return msi_set_error(MS_ENOMEM, "%s: out of memory", name);
+    }
+    st = msi_decode_args(impl, j, iargs, &err);
+    json_decref(j);
+    if (st != MS_OK) {
+        free(iargs);
+        return msi_set_error(st, "%s: %s", name, err.msg);
+    }
+
+    size_t rsize = impl->result ? impl->result->size : 0;
+    scratch tmp;
+    void *ires = rsize > sizeof tmp ? calloc(1, rsize) : (void *)&tmp;
+    if (!ires) {
+        msi_free_args(impl, iargs);
+        free(iargs);
+        return msi_set_error(MS_ENOMEM, "%s: out of memory", name);
+    }
+    st = msi_invoke_local(impl, iargs, rsize ? ires : NULL, INT64_MAX);
+    msi_free_args(impl, iargs);
+    free(iargs);
+    if (st == MS_OK) {
+        st = msi_encode_result(impl, rsize ? ires : NULL, &j, &err);
+        if (rsize)
+            ms__free_value(impl->result, ires);
+        if (st == MS_OK && !(j = through_text(j, &err)))
+            st = MS_EBADARGS;
+        if (st == MS_OK) {
+            st = result ? msi_decode_result(stub, j, result, &err) : MS_OK;
+            json_decref(j);
+        }
+        if (st != MS_OK)
+            msi_set_error(st, "%s: result: %s", name, err.msg);
+    }
+    if (ires != (void *)&tmp)
+        free(ires);
+    return st;
+}
+
+static ms_status
+call_slow(ms__service *svc, void *args, void *result)
+{
+    msi_svc *rt = msi_svc_of(svc);
+    if (!rt)
+        return msi_set_error(MS_ENOMEM, "%s: out of memory", svc->name);
+
+    if (msi_mode == MS_MODE_ZERO || msi_mode == MS_MODE_ZERO_CHECKED) {
+        ms__service *impl = provider_of(svc, rt);
+        if (!impl)
+            return msi_set_error(MS_ENOTFOUND,
+                                 "%s: no implementation in this process (mode %s); run it "
+                                 "with MS_MODE=local or link the library that defines it",
+                                 rt->name, ms_mode_name(msi_mode));
+        msi_svc *irt = msi_svc_of(impl);
+        if (!irt || strcmp(irt->sig, rt->sig) != 0)
+            return msi_set_error(MS_ESIGNATURE,
+                                 "%s: caller expects %s but %s:%d defines %s", rt->name,
+                                 rt->sigtext, impl->file, impl->line,
+                                 irt ? irt->sigtext : "?");
+        if (msi_mode == MS_MODE_ZERO) {
+            int64_t dl = msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX;
+            return msi_invoke_local(impl, args, result, dl);
+        }
+        return call_checked(svc, impl, args, result, rt->name);
+    }
+
+    /* local / docker: a self-call inside the instance that serves it stays here. */
+    if (msi_serving) {
+        ms__service *impl = provider_of(svc, rt);
+        if (impl == msi_serving) {
+            int64_t dl = msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX;
+            return msi_invoke_local(impl, args, result, dl);
+        }
+    }
+    return msi_call_remote(svc, args, result);
+}
+
+ms_status
+ms__call(ms__service *svc, void *args, void *result)
+{
+    ms_status st;
+    if (__builtin_expect(msi_mode == MS_MODE_ZERO && svc->invoke != NULL, 1))
+        st = msi_invoke_local(svc, args, result,
+                              msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX);
+    else
+        st = call_slow(svc, args, result);
+    if (st != MS_OK && result && svc->result)
+        memset(result, 0, svc->result->size);
+    return st;
+}
+
+void
+ms_set_failure_handler(ms_failure_handler fn, void *arg)
+{
+    failure_arg = arg;
+    failure_handler = fn;
+}
+
+void
+ms__failed(ms__service *svc, ms_status st)
+{
+    msi_svc *rt = msi_svc_of(svc);
+    const char *name = rt ? rt->name : svc->name;
+    if (failure_handler) {
+        failure_handler(st, name, ms_last_error(), failure_arg);
+        return;
+    }
+    fprintf(stderr, "ms: call to %s failed: %s: %s\n", name, ms_status_name(st),
+            ms_last_error());
+    abort();
+}
+
+void
+ms_fail(int code, const char *fmt, ...)
+{
+    msi_ctx *c = msi_cur_ctx;
+    if (!c)
+        return;
+    c->failed = 1;
+    c->app_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->app_msg, sizeof c->app_msg, fmt, ap);
+    va_end(ap);
+}
+
+int64_t
+ms_deadline_left_ms(void)
+{
+    msi_ctx *c = msi_cur_ctx;
+    if (!c || c->deadline_ms == INT64_MAX)
+        return INT64_MAX;
+    int64_t left = c->deadline_ms - msi_now_ms();
+    return left > 0 ? left : 0;
+}
+
+bool
+ms_cancelled(void)
+{
+    if (msi_shutting_down)
+        return true;
+    return ms_deadline_left_ms() == 0;
+}

@@ -1,0 +1,60 @@
+/*
+ * codec.h: C values to and from JSON, driven by the type descriptors MS_SERVICE and
+ * MS_STRUCT emit (ms__type, ms__field in <ms/ms.h>).
+ *
+ * Wire rules (DESIGN section 3, decisions in docs/design.md):
+ * - bool: true/false. Integers: JSON integers; a value outside the int64 range (a large
+ *   uint64_t) travels as a decimal string. Decoders accept either form for every integer
+ *   type, and a value that does not fit the C type is MS_EBADARGS, never truncated. A JSON
+ *   real with an integral value is not accepted for an integer (2.0 is not 2).
+ * - float/double: JSON numbers; NaN, Infinity, -Infinity travel as the strings "NaN",
+ *   "Infinity", "-Infinity". A double that does not fit a float (finite, beyond FLT_MAX) is
+ *   an error. Integers are accepted for floats.
+ * - strings: valid UTF-8 without NUL, else MS_EBADARGS. ms_bytes: base64 (RFC 4648, with
+ *   padding). json_t *: any JSON value, passed through. ms_ref: its URI as a string.
+ * - MS_STRUCT: an object with exactly its fields (missing or extra fields are errors).
+ * - Arguments: one object, named by parameter: {"a":2,"b":3}; missing, extra or mistyped
+ *   arguments give MS_EBADARGS with a message naming the argument. Results: {"result":v}
+ *   ({"result":null} for void).
+ *
+ * Ownership: decoded values are allocated (strings, bytes, refs are malloc'd; json_t is a
+ * new reference) and freed with ms__free_value / msi_free_args. Encoders never take
+ * ownership of the value they read. On failure a decoder frees what it had allocated and
+ * leaves the value zeroed.
+ *
+ * Threading: all functions are reentrant.
+ */
+#ifndef MS_CODEC_H
+#define MS_CODEC_H
+
+#include "msi.h"
+
+/* One value of type t at v, as a new JSON value in *out. */
+ms_status msi_encode(const ms__type *t, const void *v, json_t **out, msi_err *err);
+/* Decodes j into the value at v (of t->size bytes, zeroed first). `what` names the value in
+ * error messages ("argument 'b'", "result"). */
+ms_status msi_decode(const ms__type *t, const json_t *j, void *v, const char *what,
+                     msi_err *err);
+
+/* The argument struct of svc, as {"name": value, ...}. */
+ms_status msi_encode_args(const ms__service *svc, const void *args, json_t **out, msi_err *err);
+/* Decodes an argument object into the argument struct at args (svc->args_size bytes). */
+ms_status msi_decode_args(const ms__service *svc, const json_t *obj, void *args, msi_err *err);
+/* Frees what msi_decode_args allocated in args. */
+void msi_free_args(const ms__service *svc, void *args);
+
+/* {"result": value} (null for a void service). */
+ms_status msi_encode_result(const ms__service *svc, const void *result, json_t **out,
+                            msi_err *err);
+/* Decodes a {"result": value} object into *result (ignored for void). */
+ms_status msi_decode_result(const ms__service *svc, const json_t *obj, void *result,
+                            msi_err *err);
+
+/* Maximum nesting depth of JSON accepted anywhere (arguments, API bodies). */
+#define MSI_JSON_MAX_DEPTH 64
+
+/* Parses text (len bytes) into JSON, refusing nesting deeper than MSI_JSON_MAX_DEPTH and
+ * invalid UTF-8. NULL with err filled on failure. */
+json_t *msi_json_parse(const char *text, size_t len, msi_err *err);
+
+#endif /* MS_CODEC_H */

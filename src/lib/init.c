@@ -1,0 +1,191 @@
+/*
+ * init.c: ms_init and ms_shutdown, the mode, the settings, logging.
+ *
+ * Design notes
+ * - Settings come from the environment and from --ms-* options, the options winning; the
+ *   options are removed from argv so the program's own parsing never sees them.
+ * - MS_MODE defaults to zero when MS_ORCHESTRATOR is unset, local when it is set.
+ * - An instance is the program re-run with MS_SERVE=<service>: ms_init hands over to the
+ *   host (msi_host_main) and exits with its status, never returning to main().
+ * - State machine of the process: UNINIT --ms_init--> READY --ms_shutdown--> DOWN. Both
+ *   transitions happen once; later calls are no-ops.
+ */
+#include "msi.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+ms_mode msi_mode = MS_MODE_ZERO;
+int msi_initialized;
+int msi_log_level = 1;
+_Atomic int msi_shutting_down;
+char *msi_orchestrators;
+char *msi_token;
+
+static int shut_down;
+
+static const char *const mode_names[] = {"zero", "zero-checked", "local", "docker"};
+
+const char *
+ms_mode_name(ms_mode m)
+{
+    return (unsigned)m < sizeof mode_names / sizeof *mode_names ? mode_names[m] : "?";
+}
+
+ms_mode
+ms_current_mode(void)
+{
+    return msi_mode;
+}
+
+void
+msi_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    if (level > msi_log_level)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "ms[%ld] %s: %s\n", (long)getpid(), names[level < 0 ? 0 : level > 3 ? 3 : level],
+            line);
+}
+
+static int
+parse_mode(const char *s, ms_mode *m)
+{
+    for (unsigned i = 0; i < sizeof mode_names / sizeof *mode_names; i++) {
+        if (strcmp(s, mode_names[i]) == 0) {
+            *m = (ms_mode)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int
+parse_log(const char *s)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Reads a token file: first line, surrounding whitespace trimmed. NULL if unreadable. */
+static char *
+read_token_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char buf[256];
+    char *tok = NULL;
+    if (fgets(buf, sizeof buf, f)) {
+        size_t n = strcspn(buf, "\r\n \t");
+        buf[n] = '\0';
+        if (n)
+            tok = strdup(buf);
+    }
+    fclose(f);
+    return tok;
+}
+
+/* Takes "--ms-NAME=VALUE" out of argv; returns VALUE (pointer into argv) or NULL. */
+static const char *
+take_option(int *argc, char ***argv, const char *name)
+{
+    if (!argc || !argv || !*argv)
+        return NULL;
+    size_t n = strlen(name);
+    const char *val = NULL;
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        char *a = (*argv)[i];
+        if (i > 0 && strncmp(a, "--ms-", 5) == 0 && strncmp(a + 5, name, n) == 0 &&
+            a[5 + n] == '=') {
+            val = a + 6 + n;
+            continue;
+        }
+        (*argv)[out++] = a;
+    }
+    if (out < *argc)
+        (*argv)[out] = NULL;
+    *argc = out;
+    return val;
+}
+
+ms_status
+ms_init(int *argc, char ***argv)
+{
+    if (msi_initialized)
+        return MS_OK;
+
+    const char *mode = take_option(argc, argv, "mode");
+    const char *orch = take_option(argc, argv, "orchestrator");
+    const char *log = take_option(argc, argv, "log");
+    if (!mode)
+        mode = getenv("MS_MODE");
+    if (!orch)
+        orch = getenv("MS_ORCHESTRATOR");
+    if (!log)
+        log = getenv("MS_LOG");
+
+    if (log && *log) {
+        int l = parse_log(log);
+        if (l < 0)
+            return msi_set_error(MS_EINVAL, "MS_LOG: unknown level '%s' (error, warn, info, debug)",
+                                 log);
+        msi_log_level = l;
+    }
+    if (orch && *orch)
+        msi_orchestrators = strdup(orch);
+
+    ms_mode m = msi_orchestrators ? MS_MODE_LOCAL : MS_MODE_ZERO;
+    if (mode && *mode && parse_mode(mode, &m) < 0)
+        return msi_set_error(MS_EINVAL,
+                             "MS_MODE: unknown mode '%s' (zero, zero-checked, local, docker)", mode);
+
+    const char *tok = getenv("MS_TOKEN");
+    if (tok && *tok)
+        msi_token = strdup(tok);
+    else if ((tok = getenv("MS_TOKEN_FILE")) && *tok)
+        msi_token = read_token_file(tok);
+
+    msi_initialized = 1;
+    ms_status st = msi_registry_check();
+    if (st != MS_OK)
+        return st;
+
+    const char *serve = getenv("MS_SERVE");
+    if (serve && *serve) {
+        msi_mode = m == MS_MODE_ZERO || m == MS_MODE_ZERO_CHECKED ? MS_MODE_LOCAL : m;
+        exit(msi_host_main(serve));
+    }
+
+    msi_mode = m;
+    if (m == MS_MODE_LOCAL || m == MS_MODE_DOCKER)
+        return msi_client_start();
+    return MS_OK;
+}
+
+void
+ms_shutdown(void)
+{
+    if (!msi_initialized || shut_down)
+        return;
+    shut_down = 1;
+    msi_shutting_down = 1;
+    if (msi_mode == MS_MODE_LOCAL || msi_mode == MS_MODE_DOCKER)
+        msi_client_stop();
+    free(msi_orchestrators);
+    msi_orchestrators = NULL;
+    free(msi_token);
+    msi_token = NULL;
+}

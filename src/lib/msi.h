@@ -1,0 +1,111 @@
+/*
+ * msi.h: libms internals shared across its files (prefix msi_). Not installed.
+ *
+ * Design notes
+ * - The registry (registry.c) is an intrusive list of ms__service descriptors, linked at
+ *   load time by constructors and unlinked by destructors (dlclose). One mutex guards it and
+ *   a generation counter lets callers cache a lookup until the registry changes.
+ * - Every descriptor has run-time data (msi_svc: full name, signature, client state) hung off
+ *   ms__service.rt, created once (msi_svc_of) and never freed before process exit, except
+ *   for descriptors of an unloaded library, whose data is freed at unregistration.
+ * - The per-thread call context (msi_ctx) carries what a running service may ask for: its
+ *   deadline, its failure (ms_fail) and the trace id for nested calls.
+ */
+#ifndef MSI_H
+#define MSI_H
+
+#include <ms/ms.h>
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#define MSI_NAME_MAX 128  /* service names, including a namespace */
+#define MSI_ERR_MAX 512   /* detail messages */
+
+/* An error detail being built; functions that fail fill it and return a status. */
+typedef struct msi_err {
+    char msg[MSI_ERR_MAX];
+} msi_err;
+
+ms_status msi_errf(msi_err *err, ms_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sets the calling thread's detail message (ms_last_error) and returns st. */
+ms_status msi_set_error(ms_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void msi_set_app_code(int code);
+/* The HTTP status that stands for st on the wire (MS_STATUS_LIST). */
+int msi_status_http(ms_status st);
+
+/* Run-time data of a service descriptor. */
+typedef struct msi_svc {
+    char name[MSI_NAME_MAX]; /* "ns.name" or "name" */
+    char sig[17];            /* signature hash, 16 hex digits */
+    char *sigtext;           /* canonical signature text the hash is taken over */
+    ms_options opts;         /* effective options (defaults filled in) */
+    /* MS_CLIENT in zero mode: the provider found in the registry, valid while gen holds. */
+    ms__service *provider;
+    unsigned long provider_gen;
+    void *client; /* client.c's per-service state (local mode), created on first call */
+    int duplicate; /* a provider registered after another of the same name: never used */
+} msi_svc;
+
+/* The run-time data of svc, created on first use. Never NULL unless out of memory. */
+msi_svc *msi_svc_of(ms__service *svc);
+
+/* Registry (registry.c). */
+ms__service *msi_registry_find(const char *fullname, unsigned long *gen);
+unsigned long msi_registry_gen(void);
+/* Checks for duplicates; on one, sets the error naming both definitions. */
+ms_status msi_registry_check(void);
+/* Calls fn for every registered provider, under the registry lock. */
+void msi_registry_each(void (*fn)(ms__service *svc, void *arg), void *arg);
+
+/* Signatures (types.c). */
+ms_status msi_signature(const ms__service *svc, char **text, char hex[17]);
+
+/* Per-thread call context (call.c). */
+typedef struct msi_ctx {
+    ms__service *svc;
+    int64_t deadline_ms; /* CLOCK_MONOTONIC ms; INT64_MAX: none */
+    int failed;
+    int app_code;
+    char app_msg[MSI_ERR_MAX];
+    struct msi_ctx *prev;
+} msi_ctx;
+extern _Thread_local msi_ctx *msi_cur_ctx;
+
+/* Runs svc's implementation in this process (the instance host uses this too). */
+ms_status msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms);
+
+int64_t msi_now_ms(void);
+
+/* Global state (init.c). */
+extern ms_mode msi_mode;
+extern int msi_initialized;
+extern int msi_log_level; /* 0 error, 1 warn, 2 info, 3 debug */
+void msi_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Remote calls (client.c, local/docker modes). Encodes args, locates an instance through
+ * msd, calls it with deadline and retries, decodes the result.
+ */
+ms_status msi_call_remote(ms__service *svc, void *args, void *result);
+/* Starts and stops the client side of local/docker modes (client.c); called by ms_init and
+ * ms_shutdown. */
+ms_status msi_client_start(void);
+void msi_client_stop(void);
+
+/* The instance host (host.c): serves the service named by MS_SERVE and exits the process
+ * with the returned status; never returns to the user's main(). */
+int msi_host_main(const char *service);
+/* The provider this process serves as an instance, or NULL (set by the host). */
+extern ms__service *msi_serving;
+/* Set once ms_shutdown or SIGTERM has begun: ms_cancelled() turns true. */
+extern _Atomic int msi_shutting_down;
+
+/* Settings from the environment and --ms-* options (init.c); NULL when unset. */
+extern char *msi_orchestrators; /* MS_ORCHESTRATOR: "host:port[,host:port...]" */
+extern char *msi_token;         /* call token read from MS_TOKEN or MS_TOKEN_FILE */
+
+#endif /* MSI_H */
