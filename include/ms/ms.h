@@ -81,7 +81,7 @@ const char *ms_status_name(ms_status st);
 
 /*
  * Detail of the calling thread's last failed call: names the service, the instance and the
- * cause, e.g. "add: argument 'b': 3000000000 does not fit int32_t". Valid until the thread's
+ * cause, e.g. "add: argument 'b': 3000000000 does not fit int32". Valid until the thread's
  * next call into ms. Never NULL ("" when nothing failed yet).
  */
 const char *ms_last_error(void);

@@ -152,7 +152,7 @@ call_checked(ms__service *stub, ms__service *impl, void *args, void *result, con
             json_decref(j);
         }
         if (st != MS_OK)
-            msi_set_error(st, "%s: result: %s", name, err.msg);
+            msi_set_error(st, "%s: %s", name, err.msg);
     }
     if (ires != (void *)&tmp)
         free(ires);
