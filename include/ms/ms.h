@@ -81,8 +81,9 @@ const char *ms_status_name(ms_status st);
 
 /*
  * Detail of the calling thread's last failed call: names the service, the instance and the
- * cause, e.g. "add: argument 'b': 3000000000 does not fit int32". Valid until the thread's
- * next call into ms. Never NULL ("" when nothing failed yet).
+ * cause, e.g. "add: argument 'b': 3000000000 does not fit int32". It always starts with
+ * the service's full name. Overwritten by the thread's next failure. Never NULL ("" when
+ * nothing failed yet).
  */
 const char *ms_last_error(void);
 /* The code a service passed to ms_fail(), for the calling thread's last MS_EAPP; else 0. */
@@ -169,7 +170,7 @@ const char *ms_mode_name(ms_mode m);
 
 /*
  * Called by a transparent stub (`add(2, 3)`) whose call failed, on the calling thread. The
- * default prints "ms: <service>: <status>: <detail>" to stderr and aborts, like an uncaught
+ * default prints "ms: <status name>: <detail>" to stderr and aborts, like an uncaught
  * exception. If a handler returns, the stub returns a zero value. NULL restores the default.
  * Set it before calling services from several threads.
  */

@@ -65,7 +65,8 @@ msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms
             ms__free_value(svc->result, res);
             memset(res, 0, rsize);
         }
-        msi_set_error(MS_EAPP, "%s: %s", svc->name, c.app_msg);
+        msi_svc *rt = msi_svc_of(svc);
+        msi_set_error(MS_EAPP, "%s: %s", rt ? rt->name : svc->name, c.app_msg);
         msi_set_app_code(c.app_code);
         st = MS_EAPP;
     } else if (!result && rsize) {
@@ -227,8 +228,8 @@ ms__failed(ms__service *svc, ms_status st)
         failure_handler(st, name, ms_last_error(), failure_arg);
         return;
     }
-    fprintf(stderr, "ms: call to %s failed: %s: %s\n", name, ms_status_name(st),
-            ms_last_error());
+    (void)name;
+    fprintf(stderr, "ms: %s: %s\n", ms_status_name(st), ms_last_error());
     abort();
 }
 

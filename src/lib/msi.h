@@ -48,6 +48,7 @@ typedef struct msi_svc {
     unsigned long provider_gen;
     void *client; /* client.c's per-service state (local mode), created on first call */
     int duplicate; /* a provider registered after another of the same name: never used */
+    int invalid;   /* its full name is not a valid service name: never used */
 } msi_svc;
 
 /* The run-time data of svc, created on first use. Never NULL unless out of memory. */
@@ -99,6 +100,9 @@ void msi_client_stop(void);
 /* The instance host (host.c): serves the service named by MS_SERVE and exits the process
  * with the returned status; never returns to the user's main(). */
 int msi_host_main(const char *service);
+/* MS_DESCRIBE=1: prints the JSON description of every registered provider on stdout
+ * (docs/protocol.md) and returns the exit status (host.c). */
+int msi_describe_main(void);
 /* The provider this process serves as an instance, or NULL (set by the host). */
 extern ms__service *msi_serving;
 /* Set once ms_shutdown or SIGTERM has begun: ms_cancelled() turns true. */
@@ -107,5 +111,9 @@ extern _Atomic int msi_shutting_down;
 /* Settings from the environment and --ms-* options (init.c); NULL when unset. */
 extern char *msi_orchestrators; /* MS_ORCHESTRATOR: "host:port[,host:port...]" */
 extern char *msi_token;         /* call token read from MS_TOKEN or MS_TOKEN_FILE */
+
+/* SHA-256 (sha256.c): of a buffer, of a file; 64 lowercase hex digits. */
+void msi_sha256_hex(const void *data, size_t len, char hex[65]);
+ms_status msi_sha256_file(const char *path, char hex[65], msi_err *err);
 
 #endif /* MSI_H */

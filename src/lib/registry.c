@@ -59,6 +59,20 @@ msi_svc_of(ms__service *svc)
     return rt;
 }
 
+/* Names cross the wire in URLs: [A-Za-z0-9_.-], and must not have been truncated. */
+static int
+name_ok(const ms__service *svc, const msi_svc *rt)
+{
+    const char *ns = rt->opts.ns;
+    size_t want = (ns && ns[0] ? strlen(ns) + 1 : 0) + strlen(svc->name);
+    if (want != strlen(rt->name)) /* truncated to MSI_NAME_MAX */
+        return 0;
+    for (const char *p = rt->name; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p))
+            return 0;
+    return 1;
+}
+
 static void
 svc_free_rt(ms__service *svc)
 {
@@ -76,7 +90,7 @@ find_locked(const char *name, const ms__service *self)
 {
     for (ms__service *s = head; s; s = s->next) {
         msi_svc *rt = msi_svc_of(s);
-        if (s != self && rt && !rt->duplicate && strcmp(rt->name, name) == 0)
+        if (s != self && rt && !rt->duplicate && !rt->invalid && strcmp(rt->name, name) == 0)
             return s;
     }
     return NULL;
@@ -92,7 +106,12 @@ ms__register(ms__service *svc)
     svc->next = NULL;
     *pp = svc;
     msi_svc *rt = msi_svc_of(svc);
-    if (msi_initialized && rt) {
+    if (rt && !name_ok(svc, rt)) {
+        rt->invalid = 1;
+        msi_log(0, "%s:%d: service name '%s' is invalid (namespace and name: [A-Za-z0-9_.-], "
+                   "at most %d characters); the service is ignored",
+                svc->file, svc->line, rt->name, MSI_NAME_MAX - 1);
+    } else if (msi_initialized && rt) {
         ms__service *first = find_locked(rt->name, svc);
         if (first) {
             rt->duplicate = 1;
@@ -148,11 +167,18 @@ msi_registry_check(void)
             st = msi_set_error(MS_ENOMEM, "%s: out of memory", a->name);
             break;
         }
+        if (ra->invalid) {
+            st = msi_set_error(MS_EINVAL,
+                               "%s:%d: service name '%s' is invalid (namespace and name: "
+                               "[A-Za-z0-9_.-], at most %d characters)",
+                               a->file, a->line, ra->name, MSI_NAME_MAX - 1);
+            continue;
+        }
         if (ra->duplicate)
             continue;
         for (ms__service *b = a->next; b; b = b->next) {
             msi_svc *rb = msi_svc_of(b);
-            if (rb && !rb->duplicate && strcmp(ra->name, rb->name) == 0) {
+            if (rb && !rb->duplicate && !rb->invalid && strcmp(ra->name, rb->name) == 0) {
                 rb->duplicate = 1;
                 st = msi_set_error(MS_EDUPLICATE,
                                    "duplicate service '%s': defined at %s:%d and at %s:%d",
@@ -171,7 +197,7 @@ msi_registry_each(void (*fn)(ms__service *svc, void *arg), void *arg)
     pthread_mutex_lock(&lock);
     for (ms__service *s = head; s; s = s->next) {
         msi_svc *rt = msi_svc_of(s);
-        if (rt && !rt->duplicate)
+        if (rt && !rt->duplicate && !rt->invalid)
             fn(s, arg);
     }
     pthread_mutex_unlock(&lock);
