@@ -424,7 +424,14 @@ void ms__free_value(const ms__type *t, void *value);
  */
 #define MS_CLIENT(...)                                                                        \
     MS__APPLY(MS__CLIENT, MS__RT(__VA_ARGS__), MS__NAME(__VA_ARGS__), __VA_ARGS__)
-#define MS__CLIENT(R, N, ...) MS__STUBS(R, N, NULL, __VA_ARGS__)
+/* A client registers nothing, but its run-time data (created on first call) must be freed
+ * when a dlopen'd library that holds it is closed: ms__unregister does that. */
+#define MS__CLIENT(R, N, ...)                                                                  \
+    MS__STUBS(R, N, NULL, __VA_ARGS__)                                                         \
+    __attribute__((destructor)) static void ms__unreg_##N(void)                                \
+    {                                                                                          \
+        ms__unregister(&ms__svc_##N);                                                          \
+    }
 
 /*
  * MS_OPTIONS(name, .field = value, ...): options of a service, in the file of its
