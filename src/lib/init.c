@@ -7,6 +7,8 @@
  * - MS_MODE defaults to zero when MS_ORCHESTRATOR is unset, local when it is set.
  * - An instance is the program re-run with MS_SERVE=<service>: ms_init hands over to the
  *   host (msi_host_main) and exits with its status, never returning to main().
+ *   MS_DESCRIBE=1 prints the services as JSON and exits 0 (msd's deploy runs that). In both
+ *   cases an error in the settings or the registry exits 2 instead of returning.
  * - State machine of the process: UNINIT --ms_init--> READY --ms_shutdown--> DOWN. Both
  *   transitions happen once; later calls are no-ops.
  */
@@ -127,6 +129,14 @@ ms_init(int *argc, char ***argv)
     if (msi_initialized)
         return MS_OK;
 
+    /* An instance (MS_SERVE) or a description (MS_DESCRIBE) never returns to main(), not
+     * even on an error: main() would then run where nobody expects it to. */
+    const char *serve = getenv("MS_SERVE");
+    const char *describe = getenv("MS_DESCRIBE");
+    int describing = describe && *describe && strcmp(describe, "0") != 0;
+    int special = (serve && *serve) || describing;
+    ms_status st = MS_OK;
+
     const char *mode = take_option(argc, argv, "mode");
     const char *orch = take_option(argc, argv, "orchestrator");
     const char *log = take_option(argc, argv, "log");
@@ -139,18 +149,22 @@ ms_init(int *argc, char ***argv)
 
     if (log && *log) {
         int l = parse_log(log);
-        if (l < 0)
-            return msi_set_error(MS_EINVAL, "MS_LOG: unknown level '%s' (error, warn, info, debug)",
-                                 log);
+        if (l < 0) {
+            st = msi_set_error(MS_EINVAL, "MS_LOG: unknown level '%s' (error, warn, info, debug)",
+                               log);
+            goto fail;
+        }
         msi_log_level = l;
     }
     if (orch && *orch)
         msi_orchestrators = strdup(orch);
 
     ms_mode m = msi_orchestrators ? MS_MODE_LOCAL : MS_MODE_ZERO;
-    if (mode && *mode && parse_mode(mode, &m) < 0)
-        return msi_set_error(MS_EINVAL,
-                             "MS_MODE: unknown mode '%s' (zero, zero-checked, local, docker)", mode);
+    if (mode && *mode && parse_mode(mode, &m) < 0) {
+        st = msi_set_error(MS_EINVAL,
+                           "MS_MODE: unknown mode '%s' (zero, zero-checked, local, docker)", mode);
+        goto fail;
+    }
 
     const char *tok = getenv("MS_TOKEN");
     if (tok && *tok)
@@ -159,11 +173,11 @@ ms_init(int *argc, char ***argv)
         msi_token = read_token_file(tok);
 
     msi_initialized = 1;
-    ms_status st = msi_registry_check();
+    st = msi_registry_check();
     if (st != MS_OK)
-        return st;
-
-    const char *serve = getenv("MS_SERVE");
+        goto fail;
+    if (describing)
+        exit(msi_describe_main());
     if (serve && *serve) {
         msi_mode = m == MS_MODE_ZERO || m == MS_MODE_ZERO_CHECKED ? MS_MODE_LOCAL : m;
         exit(msi_host_main(serve));
@@ -173,6 +187,13 @@ ms_init(int *argc, char ***argv)
     if (m == MS_MODE_LOCAL || m == MS_MODE_DOCKER)
         return msi_client_start();
     return MS_OK;
+
+fail:
+    if (special) {
+        fprintf(stderr, "ms: %s\n", ms_last_error());
+        exit(2);
+    }
+    return st;
 }
 
 void

@@ -1,0 +1,1046 @@
+/*
+ * client.c: remote calls in local and docker modes: locate instances through msd, call one,
+ * retry what may be retried, decode the result. Also the client's set-up: the orchestrator
+ * list, the token, a private msd when none is configured, and the registration of this
+ * program's executable as a deployment.
+ *
+ * Design notes
+ * - Process-wide state (`C`) is written by msi_client_start on the main thread before any
+ *   call and only read afterwards, so it needs no lock.
+ * - Per service, `cstate` (hung off msi_svc.client, made once by CAS, never freed: also
+ *   kept on a global list) caches the instance list msd returned, until its ttl runs out
+ * (re-located about every second, jittered +-25%, so scale-ups are seen). Its mutex guards the list
+ * and is held only to copy one entry out: no allocation and no I/O under it. When the list expires,
+ * one caller re-locates (briefly: a held lookup must not stall it) while the others go on with the
+ * old list; while no orchestrator answers the old list is kept. With an empty list every caller
+ * locates, and msd holds the lookup until an instance is ready or the call's deadline passes ("no
+ * ready instance" is not a failed attempt).
+ * - Balancing per the `lb` msd returned: client = round-robin over the list; orchestrator
+ *   = the one instance msd chose; none = the first. An instance that failed is skipped by
+ *   this client for 1 s, doubling up to 30 s while it keeps failing, and reported to msd
+ *   (POST /v1/services/{name}/failures), which probes it at once.
+ * - One call: deadline = the service's timeout_ms, or the enclosing call's remaining
+ *   deadline if shorter; one request id for all its attempts; at most 5 attempts. After
+ *   each failed attempt decide_retry() alone says what happens next, from (sent?, status,
+ *   idempotent): that function is where DESIGN section 4's rules live.
+ * - Hot path: the curl handle, its connections and its buffers are the thread's own
+ *   (httpc.c); headers are formatted on the stack; the URL and Ms-Instance header of an
+ *   instance are made once when it is located.
+ * - A private msd (local mode, MS_ORCHESTRATOR unset) is a child process with its state in
+ *   a temporary directory; it is stopped and the directory removed by msi_client_stop or,
+ *   if the program never calls ms_shutdown, at exit. `--parent-pid` makes it go away if
+ *   this process dies without either.
+ * - The build hash (SHA-256 of /proc/self/exe) is computed once, on first need, not at
+ *   start: an instance's start-up does not pay for it.
+ */
+#include "codec.h"
+#include "httpc.h"
+#include "msi.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ORCH_MAX 8
+#define ATTEMPTS_MAX 5
+#define TTL_DEFAULT_MS 1000
+#define REFRESH_WAIT_MS 500 /* a background-ish re-locate waits at most this long */
+#define SKIP_BASE_MS 1000
+#define SKIP_MAX_MS 30000
+#define REPORT_TIMEOUT_MS 250
+#define DEPLOY_TIMEOUT_MS 15000
+#define MSD_START_MS 10000
+#define MSD_STOP_MS 15000
+
+/* ---- process-wide state --------------------------------------------------------------- */
+
+static struct client {
+    int started;
+    pid_t owner; /* the process that started the client (fork guard) */
+    char *orch_buf;
+    char *orch[ORCH_MAX]; /* "host:port" */
+    int norch;
+    _Atomic int orch_cur; /* the orchestrator that answered last */
+    char *token;          /* call token; NULL: none */
+    char build[65];       /* SHA-256 of our executable; "" if unknown */
+    char exe[PATH_MAX];
+    char state[PATH_MAX]; /* msd's state dir (unix socket, token files) */
+    /* private msd */
+    pid_t msd_pid;
+    char tmpdir[PATH_MAX];
+    int atexit_set;
+    _Atomic int stopped;
+} C;
+
+/* ---- per-thread randomness (request ids, jitter) -------------------------------------- */
+
+static _Thread_local uint64_t rng_s[2];
+
+static uint64_t
+rng_next(void)
+{
+    if (!rng_s[0] && !rng_s[1]) {
+        if (getrandom(rng_s, sizeof rng_s, 0) != (ssize_t)sizeof rng_s ||
+            (!rng_s[0] && !rng_s[1])) {
+            rng_s[0] = (uint64_t)msi_now_ms() ^ ((uint64_t)getpid() << 32);
+            rng_s[1] = (uint64_t)(uintptr_t)&rng_s ^ 0x9e3779b97f4a7c15ull;
+        }
+    }
+    /* xorshift128+ */
+    uint64_t s1 = rng_s[0];
+    const uint64_t s0 = rng_s[1];
+    rng_s[0] = s0;
+    s1 ^= s1 << 23;
+    rng_s[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return rng_s[1] + s0;
+}
+
+static int64_t
+jitter(int64_t ms, int pct)
+{
+    if (ms <= 0)
+        return 0;
+    int64_t span = ms * pct / 100;
+    if (span <= 0)
+        return ms;
+    return ms - span + (int64_t)(rng_next() % (uint64_t)(2 * span + 1));
+}
+
+static void
+sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Sleeps ms, but never past deadline. */
+static void
+sleep_within(int64_t ms, int64_t deadline)
+{
+    int64_t left = deadline - msi_now_ms();
+    sleep_ms(ms < left ? ms : left);
+}
+
+/* ---- per-service state ---------------------------------------------------------------- */
+
+typedef struct inst {
+    char id[32];
+    long long epoch;
+    char addr[64];
+    char url[MSI_NAME_MAX + 96]; /* http://addr/v1/call/name */
+    char hdr[80];                /* "Ms-Instance: id.epoch" */
+    int fails;                   /* consecutive failures seen by this client */
+    int64_t skip_until;          /* msi_now_ms: skipped until then */
+} inst;
+
+typedef struct cstate {
+    pthread_mutex_t mu; /* guards everything below */
+    inst *list;
+    int n, cap;
+    ms_lb lb;
+    int64_t expires; /* re-locate after (msi_now_ms); 0: now */
+    int refreshing;  /* a caller is re-locating a non-empty list */
+    unsigned rr;
+    struct cstate *all_next; /* every cstate ever made (all_cstates): never freed */
+} cstate;
+
+/* Every cstate, so that they stay reachable (and valid) even after the registry frees the
+ * msi_svc that pointed to one (a library unloaded, destructors at exit). Push-only. */
+static cstate *_Atomic all_cstates;
+
+static cstate *
+cstate_of(msi_svc *rt)
+{
+    cstate *cs = __atomic_load_n((cstate **)&rt->client, __ATOMIC_ACQUIRE);
+    if (cs)
+        return cs;
+    cs = calloc(1, sizeof *cs);
+    if (!cs)
+        return NULL;
+    pthread_mutex_init(&cs->mu, NULL);
+    void *expected = NULL;
+    if (!__atomic_compare_exchange_n(&rt->client, &expected, cs, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        pthread_mutex_destroy(&cs->mu);
+        free(cs);
+        return expected;
+    }
+    cs->all_next = atomic_load(&all_cstates);
+    while (!atomic_compare_exchange_weak(&all_cstates, &cs->all_next, cs)) {
+    }
+    return cs;
+}
+
+/* ---- talking to msd ------------------------------------------------------------------- */
+
+/* Sends a request to the orchestrators in turn, starting with the one that answered last,
+ * until one answers. MS_OK with *out (the parsed body, may be NULL) and resp->status. */
+static ms_status
+orch_request(const char *method, const char *path, const char *const *headers, json_t *body,
+             int64_t deadline, msi_httpc_resp *resp, json_t **out, msi_err *err)
+{
+    ms_status st = msi_errf(err, MS_EUNAVAILABLE, "no orchestrator configured");
+    int start = C.orch_cur;
+    for (int k = 0; k < C.norch; k++) {
+        int i = (start + k) % C.norch;
+        char url[1024];
+        snprintf(url, sizeof url, "http://%s%s", C.orch[i], path);
+        msi_httpc_req rq = {0};
+        rq.method = method;
+        rq.url = url;
+        rq.bearer = C.token;
+        rq.headers = headers;
+        rq.deadline_ms = deadline;
+        st = msi_httpc_json(&rq, body, resp, out, err);
+        if (st == MS_OK) {
+            C.orch_cur = i;
+            return MS_OK;
+        }
+        if (st == MS_ETIMEDOUT)
+            break;
+    }
+    return st;
+}
+
+static void
+report_failure(const msi_svc *rt, const inst *in, const char *reason)
+{
+    char path[MSI_NAME_MAX + 64];
+    snprintf(path, sizeof path, "/v1/services/%s/failures", rt->name);
+    json_t *body = json_pack("{s:s,s:I,s:s}", "instance", in->id, "epoch", (json_int_t)in->epoch,
+                             "reason", reason);
+    msi_httpc_resp rs;
+    json_t *out = NULL;
+    msi_err err = {{0}};
+    if (!body)
+        return;
+    if (orch_request("POST", path, NULL, body, msi_now_ms() + REPORT_TIMEOUT_MS, &rs, &out, &err) !=
+        MS_OK)
+        msi_log(3, "%s: failure report on %s not delivered: %s", rt->name, in->id, err.msg);
+    json_decref(out);
+    json_decref(body);
+}
+
+static ms_lb
+parse_lb(const char *s)
+{
+    if (!s)
+        return MS_LB_CLIENT;
+    if (strcmp(s, "none") == 0)
+        return MS_LB_NONE;
+    if (strcmp(s, "orchestrator") == 0)
+        return MS_LB_ORCHESTRATOR;
+    return MS_LB_CLIENT;
+}
+
+/* Replaces the list with msd's answer; keeps what this client knew of instances that stay
+ * (their failures). */
+static ms_status
+take_list(cstate *cs, const msi_svc *rt, json_t *ans, msi_err *err)
+{
+    json_t *arr = json_object_get(ans, "instances");
+    if (!json_is_array(arr))
+        return msi_errf(err, MS_EPROTO, "%s: msd's answer has no instance list", rt->name);
+    size_t n = json_array_size(arr);
+    inst *list = calloc(n ? n : 1, sizeof *list);
+    if (!list)
+        return msi_errf(err, MS_ENOMEM, "out of memory");
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(arr, i);
+        const char *id = json_string_value(json_object_get(e, "id"));
+        const char *addr = json_string_value(json_object_get(e, "addr"));
+        json_t *ep = json_object_get(e, "epoch");
+        if (!id || !addr || !json_is_integer(ep) || strlen(id) >= sizeof list[k].id ||
+            strlen(addr) >= sizeof list[k].addr)
+            continue;
+        inst *in = &list[k++];
+        snprintf(in->id, sizeof in->id, "%s", id);
+        snprintf(in->addr, sizeof in->addr, "%s", addr);
+        in->epoch = (long long)json_integer_value(ep);
+        snprintf(in->url, sizeof in->url, "http://%s/v1/call/%s", addr, rt->name);
+        snprintf(in->hdr, sizeof in->hdr, "Ms-Instance: %s.%lld", id, in->epoch);
+    }
+    json_t *ttl = json_object_get(ans, "ttl_ms");
+    int64_t ttl_ms = json_is_integer(ttl) ? (int64_t)json_integer_value(ttl) : TTL_DEFAULT_MS;
+    ms_lb lb = parse_lb(json_string_value(json_object_get(ans, "lb")));
+
+    pthread_mutex_lock(&cs->mu);
+    for (int i = 0; i < k; i++) {
+        for (int j = 0; j < cs->n; j++) {
+            if (cs->list[j].epoch == list[i].epoch && strcmp(cs->list[j].id, list[i].id) == 0 &&
+                strcmp(cs->list[j].addr, list[i].addr) == 0) {
+                list[i].fails = cs->list[j].fails;
+                list[i].skip_until = cs->list[j].skip_until;
+                break;
+            }
+        }
+    }
+    inst *old = cs->list;
+    cs->list = list;
+    cs->n = k;
+    cs->cap = (int)n;
+    cs->lb = lb;
+    cs->expires = msi_now_ms() + jitter(ttl_ms, 25);
+    pthread_mutex_unlock(&cs->mu);
+    free(old);
+    return MS_OK;
+}
+
+static pthread_once_t build_once = PTHREAD_ONCE_INIT;
+
+/* Our build (the SHA-256 of our executable), computed on first use: an instance that makes
+ * no nested call, or a client before its first call, does not pay for hashing. */
+static void
+hash_build(void)
+{
+    msi_err err = {{0}};
+    if (msi_sha256_file("/proc/self/exe", C.build, &err) != MS_OK) {
+        msi_log(1, "cannot hash this program (%s): locating by signature only", err.msg);
+        C.build[0] = '\0';
+    }
+}
+
+/* GET /v1/services/{name}?build=&sig=: msd holds it until an instance is ready. */
+static ms_status
+locate(cstate *cs, const msi_svc *rt, int64_t deadline, msi_err *err)
+{
+    char path[MSI_NAME_MAX + 160], dl[48];
+    pthread_once(&build_once, hash_build);
+    if (C.build[0])
+        snprintf(path, sizeof path, "/v1/services/%s?build=%s&sig=%s", rt->name, C.build, rt->sig);
+    else
+        snprintf(path, sizeof path, "/v1/services/%s?sig=%s", rt->name, rt->sig);
+    int64_t left = deadline - msi_now_ms();
+    if (left <= 0)
+        return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed while locating", rt->name);
+    snprintf(dl, sizeof dl, "Ms-Deadline-Ms: %lld", (long long)left);
+    const char *hdrs[] = {dl, NULL};
+    msi_httpc_resp rs;
+    json_t *ans = NULL;
+    msi_err e2 = {{0}};
+    ms_status st = orch_request("GET", path, hdrs, NULL, deadline, &rs, &ans, &e2);
+    if (st != MS_OK) {
+        if (st == MS_ETIMEDOUT)
+            st = msi_errf(err, MS_ETIMEDOUT, "%s: no instance ready before the deadline (%s)",
+                          rt->name, e2.msg);
+        else
+            st = msi_errf(err, MS_EUNAVAILABLE, "%s: no orchestrator reachable (%s): %s", rt->name,
+                          msi_orchestrators ? msi_orchestrators : "?", e2.msg);
+        json_decref(ans);
+        return st;
+    }
+    char text[MSI_ERR_MAX / 2];
+    switch (rs.status) {
+    case 200:
+        st = take_list(cs, rt, ans, err);
+        break;
+    case 404:
+        st = msi_errf(err, MS_ENOTFOUND,
+                      "%s: no such service is deployed (msd: %s); deploy the program that "
+                      "defines it (msctl deploy)",
+                      rt->name, msi_httpc_error_text(&rs, text, sizeof text));
+        break;
+    case 412:
+        st = msi_errf(err, MS_ESIGNATURE,
+                      "%s: no deployment has this caller's signature %s (%s) (msd: %s)", rt->name,
+                      rt->sig, rt->sigtext, msi_httpc_error_text(&rs, text, sizeof text));
+        break;
+    case 504:
+        st = msi_errf(err, MS_ETIMEDOUT, "%s: no instance ready before the deadline (msd: %s)",
+                      rt->name, msi_httpc_error_text(&rs, text, sizeof text));
+        break;
+    default:
+        st = msi_httpc_error_status(&rs, NULL);
+        if (st == MS_OK)
+            st = MS_EPROTO;
+        st = msi_errf(err, st, "%s: msd refused the lookup: %s", rt->name,
+                      msi_httpc_error_text(&rs, text, sizeof text));
+        break;
+    }
+    json_decref(ans);
+    return st;
+}
+
+/* Makes sure the list is usable: re-located when expired (or `force`). With a non-empty
+ * list a failed or slow re-locate keeps the old one. */
+static ms_status
+ensure_list(cstate *cs, const msi_svc *rt, int64_t deadline, int force, msi_err *err)
+{
+    pthread_mutex_lock(&cs->mu);
+    int64_t now = msi_now_ms();
+    int have = cs->n > 0;
+    if (have && !force && (now < cs->expires || cs->refreshing)) {
+        pthread_mutex_unlock(&cs->mu);
+        return MS_OK;
+    }
+    int refresh = have && !force;
+    if (refresh)
+        cs->refreshing = 1;
+    pthread_mutex_unlock(&cs->mu);
+
+    int64_t dl = deadline;
+    if (refresh && dl - now > REFRESH_WAIT_MS)
+        dl = now + REFRESH_WAIT_MS;
+    ms_status st = locate(cs, rt, dl, err);
+
+    pthread_mutex_lock(&cs->mu);
+    if (refresh)
+        cs->refreshing = 0;
+    if (st != MS_OK && cs->n > 0 && !force) {
+        msi_log(3, "%s: re-locate failed, keeping %d known instances: %s", rt->name, cs->n,
+                err ? err->msg : "");
+        cs->expires = msi_now_ms() + jitter(TTL_DEFAULT_MS, 25);
+        st = MS_OK;
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return st;
+}
+
+/* Tried instances of one call. */
+typedef struct tried {
+    int n;
+    char key[ATTEMPTS_MAX][48];
+} tried;
+
+static int
+was_tried(const tried *t, const inst *in)
+{
+    char key[48];
+    snprintf(key, sizeof key, "%s.%lld", in->id, in->epoch);
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->key[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+static void
+mark_tried(tried *t, const inst *in)
+{
+    if (t->n < ATTEMPTS_MAX && !was_tried(t, in))
+        snprintf(t->key[t->n++], sizeof t->key[0], "%s.%lld", in->id, in->epoch);
+}
+
+/* Picks an instance: an untried, unskipped one by the balancing mode; else a tried one not
+ * skipped (*again = 1); else, if ignore_skip, any. 0 when the list offers nothing. */
+static int
+pick(cstate *cs, const tried *t, int ignore_skip, inst *out, int *again)
+{
+    int found = 0;
+    *again = 0;
+    pthread_mutex_lock(&cs->mu);
+    int n = cs->n;
+    if (n > 0) {
+        int64_t now = msi_now_ms();
+        unsigned start = cs->lb == MS_LB_CLIENT ? cs->rr++ : 0;
+        int best = -1, second = -1, third = -1;
+        for (int k = 0; k < n; k++) {
+            int i = (int)((start + (unsigned)k) % (unsigned)n);
+            inst *in = &cs->list[i];
+            int skipped = in->skip_until > now;
+            int seen = was_tried(t, in);
+            if (!skipped && !seen) {
+                best = i;
+                break;
+            }
+            if (!skipped && second < 0)
+                second = i;
+            if (third < 0)
+                third = i;
+        }
+        int i = best >= 0 ? best : second >= 0 ? second : ignore_skip ? third : -1;
+        if (i >= 0) {
+            *out = cs->list[i];
+            *again = best < 0;
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return found;
+}
+
+/* What this client learns about an instance from an attempt. */
+static void
+note_instance(cstate *cs, const inst *in, int failed, int stale)
+{
+    if (!failed && !stale && in->fails == 0)
+        return; /* the common case: nothing to record, no lock */
+    pthread_mutex_lock(&cs->mu);
+    for (int i = 0; i < cs->n; i++) {
+        inst *e = &cs->list[i];
+        if (e->epoch != in->epoch || strcmp(e->id, in->id) != 0)
+            continue;
+        if (!failed) {
+            e->fails = 0;
+            e->skip_until = 0;
+        } else {
+            int64_t skip = SKIP_BASE_MS;
+            for (int k = 0; k < e->fails && skip < SKIP_MAX_MS; k++)
+                skip *= 2;
+            e->fails++;
+            e->skip_until = msi_now_ms() + (skip < SKIP_MAX_MS ? skip : SKIP_MAX_MS);
+        }
+        break;
+    }
+    if (stale)
+        cs->expires = 0;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+/* ---- one call ------------------------------------------------------------------------- */
+
+typedef enum retry_action {
+    RETRY_NONE,          /* the call has its outcome: return it */
+    RETRY_OTHER_NOW,     /* nothing ran: another instance at once */
+    RETRY_OTHER_BACKOFF, /* it may have run, but running twice is safe: another instance,
+                            after a back-off */
+    RETRY_SAME,          /* it may have run: only the same instance with the same request id
+                            (its duplicate-request cache answers); not yet available */
+} retry_action;
+
+/*
+ * DESIGN section 4, in one place. `http` is the instance's status (0: no response), `st`
+ * the transport or mapped status, `sent` whether a body byte left.
+ */
+static retry_action
+decide_retry(int sent, ms_status st, long http, bool idempotent)
+{
+    if (http == 0) {
+        if (st == MS_ETIMEDOUT || st == MS_ENOMEM || st == MS_EIO)
+            return RETRY_NONE;
+        if (!sent)
+            return RETRY_OTHER_NOW;
+        return idempotent ? RETRY_OTHER_BACKOFF : RETRY_SAME;
+    }
+    switch (http) {
+    case 421: /* wrong instance */
+    case 429: /* queue full */
+    case 503: /* draining */
+        return RETRY_OTHER_NOW;
+    default: /* 200, application errors, other refusals: final */
+        return RETRY_NONE;
+    }
+}
+
+/* snprintf for messages, where truncation is fine. */
+static void say(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+say(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
+static void
+make_request_id(char out[33])
+{
+    uint64_t a = rng_next(), b = rng_next();
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+ms_status
+msi_call_remote(ms__service *svc, void *args, void *result)
+{
+    msi_svc *rt = msi_svc_of(svc);
+    if (!rt)
+        return msi_set_error(MS_ENOMEM, "%s: out of memory", svc->name);
+    if (!C.started || C.stopped)
+        return msi_set_error(MS_EUNAVAILABLE,
+                             "%s: the client is not running (ms_init not "
+                             "called, or ms_shutdown already called)",
+                             rt->name);
+    cstate *cs = cstate_of(rt);
+    if (!cs)
+        return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
+
+    int64_t now = msi_now_ms();
+    int64_t deadline = now + (rt->opts.timeout_ms > 0 ? rt->opts.timeout_ms : 10000);
+    if (msi_cur_ctx && msi_cur_ctx->deadline_ms < deadline)
+        deadline = msi_cur_ctx->deadline_ms;
+    if (deadline <= now)
+        return msi_set_error(MS_ETIMEDOUT, "%s: the enclosing call's deadline has passed",
+                             rt->name);
+
+    msi_err err = {{0}};
+    json_t *jargs = NULL;
+    ms_status st = msi_encode_args(svc, args, &jargs, &err);
+    if (st != MS_OK)
+        return msi_set_error(st, "%s: %s", rt->name, err.msg);
+
+    char rid[33], rid_h[64], sig_h[48], dl_h[48];
+    make_request_id(rid);
+    snprintf(rid_h, sizeof rid_h, "Ms-Request-Id: %s", rid);
+    snprintf(sig_h, sizeof sig_h, "Ms-Signature: %s", rt->sig);
+    const bool idem = rt->opts.idempotent;
+
+    tried t = {0};
+    int attempts = 0, relocates = 0, app_code = 0;
+    inst in;
+    memset(&in, 0, sizeof in);
+    st = MS_EUNAVAILABLE;
+    char why[MSI_ERR_MAX] = "";
+    while (attempts < ATTEMPTS_MAX) {
+        /* 1. An instance to call. */
+        ms_status lst = ensure_list(cs, rt, deadline, 0, &err);
+        if (lst != MS_OK) {
+            st = lst;
+            say(why, sizeof why, "%s", err.msg);
+            break;
+        }
+        int again;
+        if (!pick(cs, &t, relocates >= 3, &in, &again)) {
+            /* Nothing usable (all skipped or the list empty): ask msd, which holds the
+             * lookup until an instance is ready. Not an attempt; bounded by the deadline. */
+            if (msi_now_ms() >= deadline) {
+                st = MS_ETIMEDOUT;
+                say(why, sizeof why, "%s: no usable instance before the deadline", rt->name);
+                break;
+            }
+            if (relocates++)
+                sleep_within(jitter(relocates < 8 ? 10 << relocates : 1000, 50), deadline);
+            lst = ensure_list(cs, rt, deadline, 1, &err);
+            if (lst != MS_OK) {
+                st = lst;
+                say(why, sizeof why, "%s", err.msg);
+                break;
+            }
+            continue;
+        }
+        if (again && attempts > 0) /* the same instance again: back off first */
+            sleep_within(jitter(10 << attempts, 50), deadline);
+
+        /* 2. The attempt. */
+        int64_t left = deadline - msi_now_ms();
+        if (left <= 0) {
+            st = MS_ETIMEDOUT;
+            say(why, sizeof why, "%s: deadline passed before the call was sent", rt->name);
+            break;
+        }
+        snprintf(dl_h, sizeof dl_h, "Ms-Deadline-Ms: %lld", (long long)left);
+        const char *hdrs[] = {rid_h, dl_h, sig_h, in.hdr, NULL};
+        size_t blen;
+        const char *body = msi_httpc_dump(jargs, &blen);
+        if (!body) {
+            st = MS_ENOMEM;
+            say(why, sizeof why, "%s: out of memory", rt->name);
+            break;
+        }
+        msi_httpc_req rq = {0};
+        rq.url = in.url;
+        rq.bearer = C.token;
+        rq.headers = hdrs;
+        rq.body = body;
+        rq.body_len = blen;
+        rq.deadline_ms = deadline;
+        rq.no_resend = !idem;
+        msi_httpc_resp rs;
+        attempts++;
+        mark_tried(&t, &in);
+        st = msi_httpc_do(&rq, &rs, &err);
+        long http = st == MS_OK ? rs.status : 0;
+
+        if (http == 200) {
+            json_t *j = msi_json_parse(rs.body, rs.len, &err);
+            if (!j) {
+                st = MS_EPROTO;
+                say(why, sizeof why, "%s: instance %s.%lld at %s: bad result: %s", rt->name, in.id,
+                    in.epoch, in.addr, err.msg);
+            } else {
+                st = result ? msi_decode_result(svc, j, result, &err) : MS_OK;
+                json_decref(j);
+                if (st != MS_OK)
+                    say(why, sizeof why, "%s: instance %s.%lld at %s: result: %s", rt->name, in.id,
+                        in.epoch, in.addr, err.msg);
+            }
+            note_instance(cs, &in, 0, 0);
+            break;
+        }
+
+        /* 3. A failure: what it says about the instance, then whether to go on. */
+        char text[MSI_ERR_MAX / 2];
+        if (http) {
+            st = msi_httpc_error_status(&rs, &app_code);
+            if (st == MS_OK)
+                st = MS_EPROTO;
+            msi_httpc_error_text(&rs, text, sizeof text);
+        } else {
+            say(text, sizeof text, "%s", err.msg);
+        }
+        if (st == MS_EAPP)
+            say(why, sizeof why, "%s: %s (instance %s.%lld)", rt->name, text, in.id, in.epoch);
+        else
+            say(why, sizeof why, "%s: instance %s.%lld at %s: %s", rt->name, in.id, in.epoch,
+                in.addr, text);
+        if (http == 0 && st != MS_ENOMEM && st != MS_ETIMEDOUT && st != MS_EIO) {
+            /* The instance failed us (a deadline running out says more about the call). */
+            note_instance(cs, &in, 1, 0);
+            report_failure(rt, &in, text);
+        } else if (http == 421 || http == 503) {
+            note_instance(cs, &in, 1, 1); /* our list is stale */
+        }
+
+        retry_action act = decide_retry(rs.sent, st, http, idem);
+        if (act == RETRY_NONE)
+            break;
+        if (act == RETRY_SAME) {
+            /* The duplicate-request cache that makes this safe is not there yet: the
+             * outcome is unknown and the call is never re-run elsewhere. */
+            st = MS_EINDOUBT;
+            say(why, sizeof why, "%s: instance %s.%lld at %s: %s; the call may or may not have run",
+                rt->name, in.id, in.epoch, in.addr, text);
+            break;
+        }
+        if (act == RETRY_OTHER_BACKOFF) {
+            int64_t cap = 10LL << attempts;
+            sleep_within((int64_t)(rng_next() % (uint64_t)(cap < 1000 ? cap : 1000)), deadline);
+        }
+    }
+    json_decref(jargs);
+    if (st == MS_OK)
+        return MS_OK;
+    if (!why[0])
+        say(why, sizeof why, "%s: %s", rt->name, ms_strerror(st));
+    msi_set_error(st, "%s", why);
+    if (st == MS_EAPP)
+        msi_set_app_code(app_code);
+    return st;
+}
+
+/* ---- set-up: orchestrators, token, private msd, deployment ---------------------------- */
+
+static char *
+read_first_line(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char buf[512];
+    char *s = NULL;
+    if (fgets(buf, sizeof buf, f)) {
+        buf[strcspn(buf, "\r\n \t")] = '\0';
+        if (buf[0])
+            s = strdup(buf);
+    }
+    fclose(f);
+    return s;
+}
+
+static void
+default_state_dir(char *out, size_t size)
+{
+    const char *s = getenv("MS_STATE_DIR");
+    const char *x = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    if (s && *s)
+        snprintf(out, size, "%s", s);
+    else if (x && *x)
+        snprintf(out, size, "%s/ms", x);
+    else if (home && *home)
+        snprintf(out, size, "%s/.local/state/ms", home);
+    else
+        out[0] = '\0';
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void
+stop_private_msd(void)
+{
+    if (C.msd_pid > 0 && getpid() == C.owner) {
+        kill(C.msd_pid, SIGTERM);
+        int64_t end = msi_now_ms() + MSD_STOP_MS;
+        int status;
+        while (waitpid(C.msd_pid, &status, WNOHANG) == 0) {
+            if (msi_now_ms() >= end) {
+                msi_log(1, "private msd (pid %ld) did not stop in time: killed", (long)C.msd_pid);
+                kill(C.msd_pid, SIGKILL);
+                waitpid(C.msd_pid, &status, 0);
+                break;
+            }
+            sleep_ms(10);
+        }
+        C.msd_pid = 0;
+    }
+    if (C.tmpdir[0] && getpid() == C.owner) {
+        nftw(C.tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        C.tmpdir[0] = '\0';
+    }
+}
+
+static void
+at_exit(void)
+{
+    stop_private_msd();
+}
+
+/* The msd to run: MS_MSD, else "msd" next to our executable, else "msd" from PATH. */
+static void
+find_msd(char *out, size_t size)
+{
+    const char *env = getenv("MS_MSD");
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return;
+    }
+    if (C.exe[0]) {
+        const char *slash = strrchr(C.exe, '/');
+        if (slash) {
+            snprintf(out, size, "%.*s/msd", (int)(slash - C.exe), C.exe);
+            if (access(out, X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(out, size, "msd");
+}
+
+static void
+log_tail(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char buf[2048];
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, sz > (long)sizeof buf - 1 ? sz - (long)sizeof buf + 1 : 0, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    if (n)
+        msi_log(0, "private msd's log ends with:\n%s", buf);
+}
+
+static ms_status
+start_private_msd(msi_err *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(C.tmpdir, sizeof C.tmpdir, "%s/ms-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(C.tmpdir)) {
+        ms_status st = msi_errf(err, MS_EIO, "cannot make a state directory %s: %s", C.tmpdir,
+                                strerror(errno));
+        C.tmpdir[0] = '\0';
+        return st;
+    }
+    if (!C.atexit_set) {
+        atexit(at_exit);
+        C.atexit_set = 1;
+    }
+    char msd[PATH_MAX], pid[32], logpath[PATH_MAX + 16], addrpath[PATH_MAX + 16];
+    find_msd(msd, sizeof msd);
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    snprintf(logpath, sizeof logpath, "%s/msd.log", C.tmpdir);
+    snprintf(addrpath, sizeof addrpath, "%s/addr", C.tmpdir);
+    char *argv[] = {msd,
+                    (char *)"--listen",
+                    (char *)"127.0.0.1:0",
+                    (char *)"--state",
+                    C.tmpdir,
+                    (char *)"--parent-pid",
+                    pid,
+                    NULL};
+    int verbose = msi_log_level >= 2;
+    int logfd = verbose ? -1 : open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    pid_t child = fork();
+    if (child == 0) {
+        /* Only async-signal-safe calls from here to exec. */
+        if (nullfd >= 0)
+            dup2(nullfd, 0);
+        if (logfd >= 0) {
+            dup2(logfd, 1);
+            dup2(logfd, 2);
+        }
+        if (strchr(msd, '/'))
+            execv(msd, argv);
+        else
+            execvp(msd, argv);
+        _exit(127);
+    }
+    if (logfd >= 0)
+        close(logfd);
+    if (nullfd >= 0)
+        close(nullfd);
+    if (child < 0)
+        return msi_errf(err, MS_EIO, "cannot start msd: fork: %s", strerror(errno));
+    C.msd_pid = child;
+
+    int64_t end = msi_now_ms() + MSD_START_MS;
+    while (msi_now_ms() < end) {
+        int status;
+        if (waitpid(child, &status, WNOHANG) == child) {
+            C.msd_pid = 0;
+            if (!verbose)
+                log_tail(logpath);
+            return msi_errf(err, MS_EUNAVAILABLE,
+                            "private msd (%s) exited at start (status %d); set MS_MSD to the "
+                            "msd program or MS_ORCHESTRATOR to a running one",
+                            msd, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        }
+        char *addr = read_first_line(addrpath);
+        if (addr && strchr(addr, ':')) {
+            free(C.orch_buf);
+            C.orch_buf = addr;
+            C.orch[0] = addr;
+            C.norch = 1;
+            snprintf(C.state, sizeof C.state, "%s", C.tmpdir);
+            msi_log(2, "private msd (pid %ld) at %s, state %s", (long)child, addr, C.tmpdir);
+            return MS_OK;
+        }
+        free(addr);
+        sleep_ms(10);
+    }
+    stop_private_msd();
+    return msi_errf(err, MS_EUNAVAILABLE, "private msd (%s) did not come up within %d ms", msd,
+                    MSD_START_MS);
+}
+
+static void
+count_provider(ms__service *svc, void *arg)
+{
+    if (svc->invoke)
+        ++*(int *)arg;
+}
+
+/* Registers our executable with msd over its trusted unix socket, if there is one. */
+static void
+register_deployment(void)
+{
+    int providers = 0;
+    msi_registry_each(count_provider, &providers);
+    if (!providers || !C.exe[0] || !C.state[0])
+        return;
+    char sock[PATH_MAX + 16];
+    snprintf(sock, sizeof sock, "%s/msd.sock", C.state);
+    struct stat sb;
+    if (stat(sock, &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
+        msi_log(3, "no msd unix socket at %s: not registering this program (msctl deploy)", sock);
+        return;
+    }
+    json_t *body = json_pack("{s:s,s:[]}", "path", C.exe, "argv");
+    msi_httpc_req rq = {0};
+    rq.url = "http://localhost/v1/deployments";
+    rq.unix_path = sock;
+    rq.deadline_ms = msi_now_ms() + DEPLOY_TIMEOUT_MS;
+    msi_httpc_resp rs;
+    json_t *ans = NULL;
+    msi_err err = {{0}};
+    ms_status st = body ? msi_httpc_json(&rq, body, &rs, &ans, &err) : MS_ENOMEM;
+    if (st != MS_OK) {
+        msi_log(3, "registering %s with msd at %s failed: %s", C.exe, sock, err.msg);
+    } else if (rs.status != 200 && rs.status != 201) {
+        char text[256];
+        msi_log(rs.status == 401 || rs.status == 403 ? 3 : 1,
+                "msd at %s refused to register %s: %s", sock, C.exe,
+                msi_httpc_error_text(&rs, text, sizeof text));
+    } else {
+        const char *b = json_string_value(json_object_get(ans, "build"));
+        pthread_once(&build_once, hash_build);
+        if (b && C.build[0] && strcmp(b, C.build) != 0)
+            msi_log(1, "msd registered build %s but this program is %s", b, C.build);
+        else
+            msi_log(3, "registered %s with msd as build %s", C.exe, b ? b : "?");
+    }
+    json_decref(ans);
+    json_decref(body);
+}
+
+ms_status
+msi_client_start(void)
+{
+    if (C.started)
+        return MS_OK;
+    msi_err err = {{0}};
+    ms_status st = MS_OK;
+    C.owner = getpid();
+    C.stopped = 0;
+
+    ssize_t n = readlink("/proc/self/exe", C.exe, sizeof C.exe - 1);
+    C.exe[n > 0 ? n : 0] = '\0';
+    if (strstr(C.exe, " (deleted)"))
+        C.exe[0] = '\0'; /* replaced on disk: our build cannot be deployed from there */
+
+    free(C.orch_buf);
+    C.orch_buf = NULL;
+    C.norch = 0;
+    free(C.token);
+    C.token = NULL;
+    if (msi_orchestrators && *msi_orchestrators) {
+        C.orch_buf = strdup(msi_orchestrators);
+        if (!C.orch_buf)
+            return msi_set_error(MS_ENOMEM, "out of memory");
+        for (char *p = C.orch_buf; p && *p && C.norch < ORCH_MAX;) {
+            char *comma = strchr(p, ',');
+            if (comma)
+                *comma = '\0';
+            if (*p)
+                C.orch[C.norch++] = p;
+            p = comma ? comma + 1 : NULL;
+        }
+        default_state_dir(C.state, sizeof C.state);
+    } else if (msi_serving) {
+        return msi_set_error(MS_EUNAVAILABLE, "instance without an orchestrator: no nested "
+                                              "calls");
+    } else if (msi_mode == MS_MODE_LOCAL) {
+        st = start_private_msd(&err);
+        if (st != MS_OK)
+            return msi_set_error(st, "local mode: %s", err.msg);
+    } else {
+        return msi_set_error(MS_EUNAVAILABLE, "mode %s needs MS_ORCHESTRATOR",
+                             ms_mode_name(msi_mode));
+    }
+
+    /* Token: MS_TOKEN, MS_TOKEN_FILE (read by ms_init), <state>/call-token, <state>/token. */
+    if (msi_token) {
+        C.token = strdup(msi_token);
+    } else if (C.state[0]) {
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/call-token", C.state);
+        C.token = read_first_line(path);
+        if (!C.token) {
+            snprintf(path, sizeof path, "%s/token", C.state);
+            C.token = read_first_line(path);
+        }
+    }
+    C.started = 1;
+    if (!msi_serving)
+        register_deployment();
+    return MS_OK;
+}
+
+void
+msi_client_stop(void)
+{
+    if (!C.started)
+        return;
+    /* Calls racing with ms_shutdown fail (C.stopped) but may still read the orchestrator
+     * list and token: those are freed only by the next msi_client_start. */
+    C.stopped = 1;
+    msi_httpc_thread_release();
+    stop_private_msd();
+    C.started = 0;
+}

@@ -1,0 +1,147 @@
+/*
+ * http.h: a small HTTP/1.1 server over libmicrohttpd, shared by the instance host (host.c)
+ * and msd. Not installed.
+ *
+ * Design notes
+ * - Threading: the server runs libmicrohttpd with MHD_USE_THREAD_PER_CONNECTION: every
+ *   connection has its own thread, which reads the request and runs the handler on it.
+ *   A handler may therefore block (run a service call, hold a lookup until an instance is
+ *   ready) without stalling any other connection: a health probe arriving while every
+ *   call slot is busy still gets its own thread and is answered at once. Keep-alive
+ *   clients reuse their connection, so the thread is created once per connection, not
+ *   per request, and a call runs on the thread that read it (no hand-off, no extra
+ *   context switches). The number of connections (hence threads) is bounded by
+ *   `max_conns`. Concurrency limits (an instance's `concurrency`) are the user's business:
+ *   the host takes a semaphore in its call handler and nowhere else.
+ * - Routing: a route matches on method and path. A `prefix` ending in '/' matches every
+ *   path below it ("/v1/call/" matches "/v1/call/add"; msi_http_rest() gives "add"); any
+ *   other prefix matches the path exactly. The first matching route wins. A path matched by
+ *   no route gets 404; a path matched with another method gets 405. Errors are JSON
+ *   `{"error":{"code":"MS_E...","message":"..."}}` (docs/protocol.md).
+ * - Bodies are accumulated up to the route's `max_body` (else the server's). A request whose
+ *   Content-Length is larger is answered 413 at once, before the body is read (the
+ *   connection is then closed); a chunked body that grows past the limit is discarded as
+ *   it arrives (never buffered) and answered 413 when it ends. The body buffer belongs to
+ *   the connection and is reused by its next requests (no allocation per request).
+ * - A route may have an `early` hook, run when the headers are in and before the body is
+ *   read: it may reply (e.g. 401, 503) so a large body is never read for a refused request.
+ * - Limits: headers (request line included) up to `max_header` bytes (431 past it, before
+ *   routing), a connection idle for `timeout_s` seconds is closed.
+ *
+ * Ownership: msi_http_req and everything it points to belongs to the server and is valid
+ * only during the handler call. Replies copy their body.
+ */
+#ifndef MSI_HTTP_H
+#define MSI_HTTP_H
+
+#include "msi.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct msi_http msi_http;
+typedef struct msi_http_req msi_http_req;
+
+/* Runs on the connection's thread with the full request; must reply (msi_http_reply*) at
+ * most once. If it returns without replying the server answers 500. */
+typedef void (*msi_http_handler)(msi_http_req *req, void *arg);
+/* Runs when the headers are in, before the body; replies to refuse the request, or
+ * returns without replying to let it proceed. */
+typedef void (*msi_http_early)(msi_http_req *req, void *arg);
+
+typedef struct msi_http_route {
+    const char *method; /* "GET", "POST", ...; NULL: any method */
+    const char *prefix; /* "/v1/call/" (a prefix: ends in '/') or "/v1/health" (exact) */
+    msi_http_handler fn;
+    void *arg;
+    size_t max_body;      /* 0: the server's max_body */
+    msi_http_early early; /* NULL: none */
+} msi_http_route;
+
+typedef struct msi_http_config {
+    /* Where to listen, exactly one of: */
+    int listen_fd;         /* a bound, listening socket (handed over); -1: none */
+    const char *host_port; /* "127.0.0.1:4999", "[::1]:0"; port 0 picks one */
+    const char *unix_path; /* a unix socket path (replaced if it exists, mode 0600) */
+    /* Routes, tried in order. The array must outlive the server. */
+    const msi_http_route *routes;
+    size_t nroutes;
+    size_t max_body;    /* default body limit (0: 1 MiB) */
+    size_t max_header;  /* header limit (0: 8 KiB) */
+    unsigned timeout_s; /* idle connection timeout (0: 10 s) */
+    unsigned max_conns; /* connections (= threads) at once (0: 1024) */
+    const char *name;   /* for log messages ("instance", "msd") */
+} msi_http_config;
+
+/* An initialiser with every field at its default and no listener. */
+#define MSI_HTTP_CONFIG_INIT                                                                       \
+    {                                                                                              \
+        -1, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL                                                  \
+    }
+
+/*
+ * Starts a server; its threads answer requests until msi_http_stop. On failure returns a
+ * status with err filled. A listen_fd passed in belongs to the server from then on (closed
+ * by msi_http_stop, also on failure). Any thread.
+ */
+ms_status msi_http_start(const msi_http_config *cfg, msi_http **out, msi_err *err);
+/* The bound address, "127.0.0.1:40123" (or the unix path). */
+const char *msi_http_addr(const msi_http *h);
+uint16_t msi_http_port(const msi_http *h);
+/* Requests being processed now (headers read, reply not yet fully sent); idle keep-alive
+ * connections do not count. A drain waits for 0 so no reply is cut by msi_http_stop. */
+long msi_http_active(const msi_http *h);
+/* Stops accepting connections (new ones are refused); open connections are still served.
+ * Idempotent. */
+void msi_http_quiesce(msi_http *h);
+/* Stops the server: waits for running handlers, closes every connection and the listening
+ * socket, removes a unix socket file it created, frees h. Accepts NULL. Must not be called
+ * from a handler. */
+void msi_http_stop(msi_http *h);
+
+/* ---- the request (valid during the handler only) ---- */
+const char *msi_http_method(const msi_http_req *r);
+const char *msi_http_path(const msi_http_req *r);
+/* The path after a route's '/'-ending prefix ("add" for "/v1/call/add"); "" for exact. */
+const char *msi_http_rest(const msi_http_req *r);
+/* A header (case-insensitive name) or NULL. */
+const char *msi_http_header(const msi_http_req *r, const char *name);
+/* A query argument (?build=...) or NULL. */
+const char *msi_http_query(const msi_http_req *r, const char *name);
+/* When the request's headers arrived (msi_now_ms clock): relative deadlines count from it. */
+int64_t msi_http_arrival_ms(const msi_http_req *r);
+/* The body (NUL-terminated for convenience; len excludes the NUL). Empty in `early`. */
+const char *msi_http_body(const msi_http_req *r, size_t *len);
+/* The peer's uid on a unix socket (SO_PEERCRED); -1 on TCP or failure. */
+int msi_http_peer_uid(const msi_http_req *r, uid_t *uid);
+/* Whether the request has a reply already. */
+int msi_http_replied(const msi_http_req *r);
+
+/*
+ * Whether the request carries "Authorization: Bearer T" with T one of tokens[0..n-1]
+ * (NULL entries are skipped). Constant time in the tokens' contents. Returns 0 when n is 0
+ * or every token is NULL.
+ */
+int msi_http_bearer_ok(const msi_http_req *r, const char *const *tokens, size_t n);
+/* Constant-time comparison of a presented token with an expected one (1: equal). */
+int msi_http_token_eq(const char *presented, size_t plen, const char *expected);
+
+/* ---- replies: at most one per request ---- */
+/* Adds a header to the coming reply (e.g. "Retry-After", "1"); copied. Up to 8. */
+void msi_http_add_header(msi_http_req *r, const char *name, const char *value);
+/* A reply with any body (copied). */
+void msi_http_reply(msi_http_req *r, int status, const char *content_type, const void *body,
+                    size_t len);
+/* A JSON reply; takes the reference to j (NULL: "{}"). */
+void msi_http_reply_json(msi_http_req *r, int status, json_t *j);
+/* {"error":{"code":ms_status_name(st),"message":...}} with msi_status_http(st); 429 and
+ * 503 get "Retry-After: 1". */
+void msi_http_reply_error(msi_http_req *r, ms_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Same with an explicit HTTP status and extra members merged into "error" (NULL: none;
+ * takes the reference), e.g. {"app_code":7}. */
+void msi_http_reply_error_ex(msi_http_req *r, int http_status, ms_status st, json_t *extra,
+                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+#endif /* MSI_HTTP_H */

@@ -1,0 +1,93 @@
+/*
+ * httpc.h: a small HTTP/1.1 client over libcurl, for libms (client, heartbeats) and msctl.
+ * Not installed.
+ *
+ * Design notes
+ * - Threading: every thread has its own curl easy handle, created on its first request and
+ *   kept (pthread key; freed when the thread exits or by msi_httpc_thread_release). The
+ *   handle keeps its connections alive (up to 32, one per instance typically), so a call
+ *   to an instance it already spoke to costs no connect. Nothing is shared between
+ *   threads, so no lock is taken on the request path. A forked child discards the handle
+ *   it inherited (its connections belong to the parent) and makes a fresh one.
+ * - Buffers: the response body and the request text made by msi_httpc_dump live in the
+ *   thread's handle and are reused: a request allocates nothing once they have grown.
+ * - Unsent vs sent (DESIGN section 4): the body goes through a read callback and
+ *   `resp.sent` says whether any byte of it was handed to libcurl. libcurl silently resends
+ *   a request whose reused connection turned out dead; for a request with `no_resend` its
+ *   seek callback refuses to rewind, so such a resend becomes an error
+ *   (`resp.resend_refused`, MS_EINDOUBT) instead of a second execution.
+ * - Reused connections are not kept past 5 s idle (CURLOPT_MAXAGE_CONN), well inside the
+ *   servers' 10 s idle timeout, so a connection the server is about to close is not
+ *   reused: that race would turn a non-idempotent call into an in-doubt one.
+ * - Deadlines are absolute (msi_now_ms clock). A request whose deadline has passed is not
+ *   sent at all.
+ */
+#ifndef MSI_HTTPC_H
+#define MSI_HTTPC_H
+
+#include "msi.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct msi_httpc_req {
+    const char *method;         /* "GET", "POST", "PUT", "DELETE" (NULL: GET, or POST with a
+                                   body) */
+    const char *url;            /* "http://127.0.0.1:4999/v1/services/add" */
+    const char *unix_path;      /* NULL, or a unix socket to connect through (the URL's host
+                                   is then only the Host header) */
+    const char *bearer;         /* NULL, or a token sent as "Authorization: Bearer <token>" */
+    const char *const *headers; /* NULL, or up to 16 "Name: value" lines, NULL-terminated */
+    const void *body;           /* NULL: no body. Borrowed until msi_httpc_do returns. */
+    size_t body_len;
+    int64_t deadline_ms; /* absolute (msi_now_ms); 0 or INT64_MAX: none */
+    int no_resend;       /* once a body byte left, never let libcurl send it again */
+} msi_httpc_req;
+
+typedef struct msi_httpc_resp {
+    long status;      /* HTTP status; 0 when no response came */
+    const char *body; /* NUL-terminated; owned by the thread's handle, valid until the
+                         thread's next request */
+    size_t len;
+    int sent;           /* some body byte was handed to libcurl (always 0 without a body) */
+    int resend_refused; /* libcurl wanted to resend it and was refused (no_resend) */
+    int retry_after_s;  /* the Retry-After header in seconds; -1: none */
+    int curl_code;      /* CURLcode of the transfer (0: a response came) */
+} msi_httpc_resp;
+
+/*
+ * Performs one request on the calling thread's handle. Returns MS_OK when a response came
+ * (whatever its HTTP status: see resp.status), else:
+ *   MS_ETIMEDOUT     the deadline passed (before sending, or while waiting),
+ *   MS_EUNAVAILABLE  no connection (refused, unreachable, bad unix path): nothing was sent,
+ *   MS_EINDOUBT      the connection failed after body bytes left (resp.sent), or a resend
+ *                    was refused,
+ *   MS_EIO           anything else (out of memory, bad URL),
+ * with err filled. Any thread.
+ */
+ms_status msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err);
+
+/*
+ * JSON convenience over msi_httpc_do: sends `body` (borrowed; NULL: none) as
+ * application/json, and when the response has a body parses it (bounded depth) into *out
+ * (a new reference, NULL if the body is empty or not JSON). req->body is ignored.
+ */
+ms_status msi_httpc_json(const msi_httpc_req *req, json_t *body, msi_httpc_resp *resp, json_t **out,
+                         msi_err *err);
+
+/* Serialises j compactly into the thread's request buffer: valid until the thread's next
+ * msi_httpc_dump or msi_httpc_json. NULL when out of memory. */
+const char *msi_httpc_dump(const json_t *j, size_t *len);
+
+/* Frees the calling thread's handle (its connections close). The next request makes a new
+ * one. */
+void msi_httpc_thread_release(void);
+
+/* The "message" of a JSON error body {"error":{"message":...}}, or a prefix of the raw body;
+ * writes into buf and returns it. */
+const char *msi_httpc_error_text(const msi_httpc_resp *resp, char *buf, size_t size);
+/* The ms_status named by the "code" of a JSON error body, or by the HTTP status when the body
+ * has none (MS_EPROTO when neither is known). *app_code gets "app_code" when present. */
+ms_status msi_httpc_error_status(const msi_httpc_resp *resp, int *app_code);
+
+#endif /* MSI_HTTPC_H */
