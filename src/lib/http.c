@@ -218,8 +218,8 @@ match_route(msi_http *h, const char *method, const char *path, const char **rest
         const msi_http_route *rt = &h->routes[i];
         size_t n = strlen(rt->prefix);
         int hit;
-        if (n && rt->prefix[n - 1] == '/')
-            hit = strncmp(path, rt->prefix, n) == 0 && path[n] != '\0';
+        if (n && rt->prefix[n - 1] == '/') /* a prefix; "/" alone also matches "/" itself */
+            hit = strncmp(path, rt->prefix, n) == 0 && (path[n] != '\0' || n == 1);
         else
             hit = strcmp(path, rt->prefix) == 0;
         if (!hit)
