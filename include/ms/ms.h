@@ -178,6 +178,21 @@ typedef void (*ms_failure_handler)(ms_status st, const char *service, const char
                                    void *arg);
 void ms_set_failure_handler(ms_failure_handler fn, void *arg);
 
+/*
+ * Deadline of the calling thread's next call: the next stub (`name()` or `name_try()`) this
+ * thread calls, whichever service it is, gets `ms` milliseconds from when it starts instead
+ * of its service's timeout_ms. The setting is used by that one call and then forgotten;
+ * 0 forgets a pending one. Inside a service body the call still gets no more than what is
+ * left of the enclosing call's deadline. In local and docker modes the deadline bounds the
+ * whole call (retries included) and travels to the instance (docs/calls.md); in the zero
+ * modes nothing interrupts the body, but it sees the deadline (ms_deadline_left_ms,
+ * ms_cancelled). Returns MS_EINVAL (and changes nothing) if ms < 0. Per thread.
+ *
+ *     ms_next_call_timeout_ms(200);
+ *     st = add_try(&sum, 2, 3);         // MS_ETIMEDOUT if no answer within 200 ms
+ */
+ms_status ms_next_call_timeout_ms(int64_t ms);
+
 /* ------------------------------------------------------------------------------------------
  * Inside a service body.
  * ---------------------------------------------------------------------------------------- */
@@ -194,7 +209,8 @@ void ms_fail(int code, const char *fmt, ...)
     ;
 
 /* Milliseconds left before the current call's deadline (0 when passed); INT64_MAX when the
- * current call has none (a direct call in zero mode, or outside a service). */
+ * current call has none (a direct call in zero mode without ms_next_call_timeout_ms, or
+ * outside a service). */
 int64_t ms_deadline_left_ms(void);
 /* True when the current call's deadline has passed or its instance is shutting down. */
 bool ms_cancelled(void);

@@ -9,6 +9,13 @@
  *   value that cannot cross the wire fails in tests exactly as it would in production.
  * - An MS_CLIENT stub (no implementation) finds its provider in the registry by name, cached
  *   until the registry generation changes (a library loaded or unloaded).
+ * - Deadlines: a direct call (zero modes, self-calls in an instance) keeps the enclosing
+ *   call's deadline, shortened by a pending ms_next_call_timeout_ms(); nothing enforces it
+ *   but the body sees it. Remote calls get theirs in client.c. The pending setting is taken
+ *   (and cleared) by every ms__call, whatever path the call then takes, so it never leaks to
+ *   a later call.
+ * - Trace context: a direct call keeps the enclosing call's (msi_ctx.trace is a pointer,
+ *   copied, never the text); the host passes the one its request carried.
  * - Threading: everything here is reentrant; the context is thread-local.
  */
 #include "codec.h"
@@ -20,6 +27,7 @@
 #include <time.h>
 
 _Thread_local msi_ctx *msi_cur_ctx;
+_Thread_local int64_t msi_next_timeout_ms;
 ms__service *msi_serving;
 
 static ms_failure_handler failure_handler;
@@ -40,7 +48,8 @@ typedef union scratch {
 } scratch;
 
 ms_status
-msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms)
+msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms,
+                 const msi_trace *trace)
 {
     scratch tmp;
     void *res = result;
@@ -53,6 +62,7 @@ msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms
     msi_ctx c;
     c.svc = svc;
     c.deadline_ms = deadline_ms;
+    c.trace = trace ? trace : msi_cur_ctx ? msi_cur_ctx->trace : NULL;
     c.failed = 0;
     c.prev = msi_cur_ctx;
     msi_cur_ctx = &c;
@@ -109,7 +119,8 @@ through_text(json_t *j, msi_err *err)
 }
 
 static ms_status
-call_checked(ms__service *stub, ms__service *impl, void *args, void *result, const char *name)
+call_checked(ms__service *stub, ms__service *impl, void *args, void *result, const char *name,
+             int64_t deadline_ms)
 {
     msi_err err = {{0}};
     json_t *j = NULL;
@@ -139,7 +150,7 @@ call_checked(ms__service *stub, ms__service *impl, void *args, void *result, con
         free(iargs);
         return msi_set_error(MS_ENOMEM, "%s: out of memory", name);
     }
-    st = msi_invoke_local(impl, iargs, rsize ? ires : NULL, INT64_MAX);
+    st = msi_invoke_local(impl, iargs, rsize ? ires : NULL, deadline_ms, NULL);
     msi_free_args(impl, iargs);
     free(iargs);
     if (st == MS_OK) {
@@ -160,8 +171,22 @@ call_checked(ms__service *stub, ms__service *impl, void *args, void *result, con
     return st;
 }
 
+/* Deadline of a direct call: the enclosing one, shortened by a timeout (0: none). */
+static int64_t
+local_deadline(int64_t timeout_ms)
+{
+    int64_t dl = msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX;
+    if (timeout_ms > 0) {
+        int64_t now = msi_now_ms();
+        int64_t mine = timeout_ms < INT64_MAX - now ? now + timeout_ms : INT64_MAX;
+        if (mine < dl)
+            dl = mine;
+    }
+    return dl;
+}
+
 static ms_status
-call_slow(ms__service *svc, void *args, void *result)
+call_slow(ms__service *svc, void *args, void *result, int64_t timeout_ms)
 {
     msi_svc *rt = msi_svc_of(svc);
     if (!rt)
@@ -180,36 +205,85 @@ call_slow(ms__service *svc, void *args, void *result)
                                  "%s: caller expects %s but %s:%d defines %s", rt->name,
                                  rt->sigtext, impl->file, impl->line,
                                  irt ? irt->sigtext : "?");
-        if (msi_mode == MS_MODE_ZERO) {
-            int64_t dl = msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX;
-            return msi_invoke_local(impl, args, result, dl);
-        }
-        return call_checked(svc, impl, args, result, rt->name);
+        if (msi_mode == MS_MODE_ZERO)
+            return msi_invoke_local(impl, args, result, local_deadline(timeout_ms), NULL);
+        return call_checked(svc, impl, args, result, rt->name, local_deadline(timeout_ms));
     }
 
     /* local / docker: a self-call inside the instance that serves it stays here. */
     if (msi_serving) {
         ms__service *impl = provider_of(svc, rt);
-        if (impl == msi_serving) {
-            int64_t dl = msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX;
-            return msi_invoke_local(impl, args, result, dl);
-        }
+        if (impl == msi_serving)
+            return msi_invoke_local(impl, args, result, local_deadline(timeout_ms), NULL);
     }
-    return msi_call_remote(svc, args, result);
+    return msi_call_remote(svc, args, result, timeout_ms);
 }
 
 ms_status
 ms__call(ms__service *svc, void *args, void *result)
 {
     ms_status st;
-    if (__builtin_expect(msi_mode == MS_MODE_ZERO && svc->invoke != NULL, 1))
+    int64_t timeout_ms = msi_next_timeout_ms;
+    if (__builtin_expect(timeout_ms != 0, 0))
+        msi_next_timeout_ms = 0;
+    if (__builtin_expect(msi_mode == MS_MODE_ZERO && svc->invoke != NULL && !timeout_ms, 1))
         st = msi_invoke_local(svc, args, result,
-                              msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX);
+                              msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX, NULL);
     else
-        st = call_slow(svc, args, result);
+        st = call_slow(svc, args, result, timeout_ms);
     if (st != MS_OK && result && svc->result)
         memset(result, 0, svc->result->size);
     return st;
+}
+
+ms_status
+ms_next_call_timeout_ms(int64_t ms)
+{
+    if (ms < 0)
+        return msi_set_error(MS_EINVAL, "ms_next_call_timeout_ms: negative timeout %lld",
+                             (long long)ms);
+    msi_next_timeout_ms = ms;
+    return MS_OK;
+}
+
+static int
+is_lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static int
+all_zero(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '0')
+            return 0;
+    return 1;
+}
+
+/* W3C Trace Context: "VV-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>". Version ff
+ * is invalid; a later version may add fields after the flags ("-..."), version 00 may not. */
+int
+msi_trace_parse(const char *v, msi_trace *t)
+{
+    if (!v)
+        return -1;
+    size_t n = strlen(v);
+    if (n < 55 || !is_lower_hex(v, 2) || v[2] != '-' || v[35] != '-' || v[52] != '-' ||
+        !is_lower_hex(v + 3, 32) || !is_lower_hex(v + 36, 16) || !is_lower_hex(v + 53, 2))
+        return -1;
+    if (strncmp(v, "ff", 2) == 0 || all_zero(v + 3, 32) || all_zero(v + 36, 16))
+        return -1;
+    if (strncmp(v, "00", 2) == 0 ? n != 55 : n > 55 && v[55] != '-')
+        return -1;
+    memcpy(t->id, v + 3, 32);
+    t->id[32] = '\0';
+    memcpy(t->flags, v + 53, 2);
+    t->flags[2] = '\0';
+    return 0;
 }
 
 void

@@ -61,6 +61,13 @@
 #define DEPLOY_TIMEOUT_MS 15000
 #define MSD_START_MS 10000
 #define MSD_STOP_MS 15000
+#define BUDGET_WINDOW_S 10     /* retry budget: over the last 10 s ... */
+#define BUDGET_RATIO 0.20      /* ... retries may be 20% of calls ... */
+#define BUDGET_FLOOR_PER_S 10  /* ... and 10 per second are always allowed */
+#define BACKOFF_BASE_MS 10     /* n-th retry with back-off: random(0, min(10 ms * 2^n, 1 s)) */
+#define BACKOFF_MAX_MS 1000
+#define DEADLINE_MAX_MS (24LL * 3600 * 1000)
+#define MSD_WAIT_MAX_MS 1000   /* while msd is unreachable, ask again at least this often */
 
 /* ---- process-wide state --------------------------------------------------------------- */
 
@@ -70,7 +77,8 @@ static struct client {
     char *orch_buf;
     char *orch[ORCH_MAX]; /* "host:port" */
     int norch;
-    _Atomic int orch_cur; /* the orchestrator that answered last */
+    _Atomic int orch_cur;  /* the orchestrator that answered last */
+    _Atomic int orch_seen; /* some orchestrator answered once: worth waiting for again */
     char *token;          /* call token; NULL: none */
     char build[65];       /* SHA-256 of our executable; "" if unknown */
     char exe[PATH_MAX];
@@ -154,6 +162,9 @@ typedef struct cstate {
     int64_t expires; /* re-locate after (msi_now_ms); 0: now */
     int refreshing;  /* a caller is re-locating a non-empty list */
     unsigned rr;
+    /* Retry budget: calls and retries per second over the last BUDGET_WINDOW_S seconds. */
+    int64_t b_sec[BUDGET_WINDOW_S];
+    unsigned b_calls[BUDGET_WINDOW_S], b_retries[BUDGET_WINDOW_S];
     struct cstate *all_next; /* every cstate ever made (all_cstates): never freed */
 } cstate;
 
@@ -207,6 +218,7 @@ orch_request(const char *method, const char *path, const char *const *headers, j
         st = msi_httpc_json(&rq, body, resp, out, err);
         if (st == MS_OK) {
             C.orch_cur = i;
+            C.orch_seen = 1;
             return MS_OK;
         }
         if (st == MS_ETIMEDOUT)
@@ -314,9 +326,10 @@ hash_build(void)
     }
 }
 
-/* GET /v1/services/{name}?build=&sig=: msd holds it until an instance is ready. */
+/* GET /v1/services/{name}?build=&sig=: msd holds it until an instance is ready.
+ * *unreachable is set when no orchestrator answered at all. */
 static ms_status
-locate(cstate *cs, const msi_svc *rt, int64_t deadline, msi_err *err)
+locate(cstate *cs, const msi_svc *rt, int64_t deadline, int *unreachable, msi_err *err)
 {
     char path[MSI_NAME_MAX + 160], dl[48];
     pthread_once(&build_once, hash_build);
@@ -334,12 +347,15 @@ locate(cstate *cs, const msi_svc *rt, int64_t deadline, msi_err *err)
     msi_err e2 = {{0}};
     ms_status st = orch_request("GET", path, hdrs, NULL, deadline, &rs, &ans, &e2);
     if (st != MS_OK) {
-        if (st == MS_ETIMEDOUT)
+        if (st == MS_ETIMEDOUT) {
             st = msi_errf(err, MS_ETIMEDOUT, "%s: no instance ready before the deadline (%s)",
                           rt->name, e2.msg);
-        else
+        } else {
+            *unreachable = 1;
             st = msi_errf(err, MS_EUNAVAILABLE, "%s: no orchestrator reachable (%s): %s", rt->name,
-                          msi_orchestrators ? msi_orchestrators : "?", e2.msg);
+                          msi_orchestrators ? msi_orchestrators : C.orch[0] ? C.orch[0] : "?",
+                          e2.msg);
+        }
         json_decref(ans);
         return st;
     }
@@ -376,9 +392,11 @@ locate(cstate *cs, const msi_svc *rt, int64_t deadline, msi_err *err)
 }
 
 /* Makes sure the list is usable: re-located when expired (or `force`). With a non-empty
- * list a failed or slow re-locate keeps the old one. */
+ * list a failed or slow re-locate keeps the old one, unless forced. *unreachable: as for
+ * locate. */
 static ms_status
-ensure_list(cstate *cs, const msi_svc *rt, int64_t deadline, int force, msi_err *err)
+ensure_list(cstate *cs, const msi_svc *rt, int64_t deadline, int force, int *unreachable,
+            msi_err *err)
 {
     pthread_mutex_lock(&cs->mu);
     int64_t now = msi_now_ms();
@@ -395,7 +413,7 @@ ensure_list(cstate *cs, const msi_svc *rt, int64_t deadline, int force, msi_err 
     int64_t dl = deadline;
     if (refresh && dl - now > REFRESH_WAIT_MS)
         dl = now + REFRESH_WAIT_MS;
-    ms_status st = locate(cs, rt, dl, err);
+    ms_status st = locate(cs, rt, dl, unreachable, err);
 
     pthread_mutex_lock(&cs->mu);
     if (refresh)
@@ -472,12 +490,14 @@ pick(cstate *cs, const tried *t, int ignore_skip, inst *out, int *again)
     return found;
 }
 
-/* What this client learns about an instance from an attempt. */
-static void
+/* What this client learns about an instance from an attempt. Returns 1 when a failure is
+ * news (the instance was not being skipped already): that one is worth reporting to msd. */
+static int
 note_instance(cstate *cs, const inst *in, int failed, int stale)
 {
+    int news = 0;
     if (!failed && !stale && in->fails == 0)
-        return; /* the common case: nothing to record, no lock */
+        return 0; /* the common case: nothing to record, no lock */
     pthread_mutex_lock(&cs->mu);
     for (int i = 0; i < cs->n; i++) {
         inst *e = &cs->list[i];
@@ -487,17 +507,71 @@ note_instance(cstate *cs, const inst *in, int failed, int stale)
             e->fails = 0;
             e->skip_until = 0;
         } else {
+            int64_t now = msi_now_ms();
+            if (e->skip_until > now)
+                break; /* already skipped: another thread saw it first */
             int64_t skip = SKIP_BASE_MS;
             for (int k = 0; k < e->fails && skip < SKIP_MAX_MS; k++)
                 skip *= 2;
             e->fails++;
-            e->skip_until = msi_now_ms() + (skip < SKIP_MAX_MS ? skip : SKIP_MAX_MS);
+            e->skip_until = now + (skip < SKIP_MAX_MS ? skip : SKIP_MAX_MS);
+            news = 1;
         }
         break;
     }
     if (stale)
         cs->expires = 0;
     pthread_mutex_unlock(&cs->mu);
+    return news;
+}
+
+/* ---- retry budget ------------------------------------------------------------------------
+ * Per service, per client: over the last BUDGET_WINDOW_S seconds retries may be at most
+ * BUDGET_RATIO of calls, and BUDGET_FLOOR_PER_S retries in the current second are always
+ * allowed (so that a client making few calls can still retry). One slot per second in a
+ * ring; a slot whose second has passed out of the window is reset before use. */
+
+static int
+budget_slot(cstate *cs, int64_t sec)
+{
+    int i = (int)(sec % BUDGET_WINDOW_S);
+    if (cs->b_sec[i] != sec) {
+        cs->b_sec[i] = sec;
+        cs->b_calls[i] = 0;
+        cs->b_retries[i] = 0;
+    }
+    return i;
+}
+
+static void
+budget_call(cstate *cs)
+{
+    int64_t sec = msi_now_ms() / 1000;
+    pthread_mutex_lock(&cs->mu);
+    cs->b_calls[budget_slot(cs, sec)]++;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+/* Takes one retry from the budget; 0 when it is spent. */
+static int
+budget_retry(cstate *cs)
+{
+    int64_t sec = msi_now_ms() / 1000;
+    pthread_mutex_lock(&cs->mu);
+    int cur = budget_slot(cs, sec);
+    unsigned long calls = 0, retries = 0;
+    for (int i = 0; i < BUDGET_WINDOW_S; i++) {
+        if (cs->b_sec[i] > sec - BUDGET_WINDOW_S) {
+            calls += cs->b_calls[i];
+            retries += cs->b_retries[i];
+        }
+    }
+    int ok = cs->b_retries[cur] < BUDGET_FLOOR_PER_S ||
+             (double)(retries + 1) <= BUDGET_RATIO * (double)calls;
+    if (ok)
+        cs->b_retries[cur]++;
+    pthread_mutex_unlock(&cs->mu);
+    return ok;
 }
 
 /* ---- one call ------------------------------------------------------------------------- */

@@ -21,7 +21,13 @@
  *   concurrency, which is DESIGN section 5's busy fraction (it can exceed 1 when calls
  *   queue). CPU is getrusage's user + system time over wall time.
  * - Nested calls made by the service go through the client (client.c) started without a
- *   private msd; they inherit the call's deadline from the per-thread context.
+ *   private msd; they inherit the call's deadline and trace id from the per-thread context
+ *   (msi_invoke_local gets the deadline of Ms-Deadline-Ms and the parsed `traceparent`).
+ * - Deadlines: Ms-Deadline-Ms is the caller's remaining budget, counted from the arrival of
+ *   the headers (clocks need not agree); it is clamped to a day. A call whose deadline has
+ *   passed is refused with 504 before it runs: in the early hook, and again after waiting
+ *   for a slot.
+ * - At-most-once (non-idempotent services only): the duplicate-request cache, below.
  * - Process-wide effects: SIGTERM and SIGINT start the drain (a handler that writes to a
  *   pipe; no signal mask, so children of the service inherit nothing odd); SIGPIPE is
  *   ignored. The MS_* instance variables are removed from the environment before the
@@ -63,6 +69,12 @@
 #define HB_TIMEOUT_MS 1000
 #define ORPHAN_DEFAULT_MS 30000
 #define LISTEN_FDS_START 3
+#define DEADLINE_MAX_MS (24LL * 3600 * 1000) /* Ms-Deadline-Ms is clamped to a day */
+#define RID_MAX 128                          /* Ms-Request-Id: 1..128 of [A-Za-z0-9._-] */
+#define DEDUPE_ENTRIES_DEFAULT 65536
+#define DEDUPE_BYTES_DEFAULT (64LL << 20)
+#define DEDUPE_LINGER_MS 1000 /* an entry lives until its call's deadline + this */
+#define DEDUPE_SWEEP_MS 1000
 
 typedef enum exit_reason {
     R_NONE = 0,
@@ -110,7 +122,11 @@ typedef struct host {
     /* Metrics window (guarded by mu). */
     int64_t m_last_us;
     double m_last_level_us;
+    /* Duplicate-request cache counters (atomics, for metrics). */
+    _Atomic unsigned long long dd_hits, dd_full;
 } host;
+
+static long long parse_ll(const char *s, long long dflt);
 
 static host H = {
     .mu = PTHREAD_MUTEX_INITIALIZER, .hb_mu = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
@@ -243,6 +259,298 @@ slot_give(void)
     pthread_mutex_unlock(&H.mu);
 }
 
+/* ---- duplicate-request cache ---------------------------------------------------------------
+ *
+ * Design notes
+ * - Only for services that are not idempotent. A client retries such a call only on the same
+ *   instance with the same request id, when it cannot know whether its first attempt ran
+ *   (the connection broke after the request left); this cache answers the retry with the
+ *   first attempt's reply instead of running the function twice. An idempotent call is
+ *   retried on another instance, and running it twice is harmless: no cache. A request
+ *   without Ms-Request-Id is not cached.
+ * - Key: the request id (hash chains over a power-of-two bucket array). Each entry also
+ *   holds the SHA-256 of the body: the same id with another body is 422 (MS_EREUSED), never
+ *   the first call's reply.
+ * - Life of an entry:
+ *
+ *     (none) --dd_begin: id unknown, room left--> RUNNING --dd_finish--> DONE
+ *     RUNNING --dd_abort: refused before the function ran (400, 429, 504 queued)--> (none)
+ *     DONE --dd_sweep, once expires (= the call's deadline + 1 s) has passed--> (none)
+ *
+ *   A duplicate of a RUNNING entry waits in dd_begin (on DD.cv) until it is DONE or gone,
+ *   bounded by its own deadline (then 504); of a DONE entry it gets the stored status and
+ *   body; when the entry is gone (aborted) it starts afresh. Only the owner (the request
+ *   that made the entry) moves a RUNNING entry, and a sweep never removes one, so the
+ *   owner's pointer stays valid without a reference count.
+ * - Bounds: at most DD.max_entries entries (MS_DEDUPE_MAX_ENTRIES, default 65536) and
+ *   DD.max_bytes (MS_DEDUPE_MAX_BYTES, default 64 MiB) of entries and stored replies. A
+ *   reply is counted when stored, so the bytes can pass the bound by the replies of the calls
+ *   running at that moment. When full even after a sweep, a new call gets 503 with
+ *   Retry-After; a live entry is never evicted.
+ * - A sweep walks the insertion-ordered list; it runs at most once a second, and when full.
+ * - One mutex and one condition variable; a stored reply is copied out under the lock.
+ */
+typedef struct dd_entry {
+    struct dd_entry *hnext;       /* hash chain */
+    struct dd_entry *prev, *next; /* insertion order */
+    uint64_t h;
+    char body_sha[65];
+    int64_t expires; /* msi_now_ms */
+    int done;
+    int status;        /* DONE: the reply */
+    const char *reply; /* malloc'd, or lost_reply (not freed) */
+    size_t reply_len;
+    size_t bytes; /* counted in DD.bytes */
+    char rid[];
+} dd_entry;
+
+typedef enum dd_result {
+    DD_RUN,    /* a new entry: run the call, then dd_finish or dd_abort */
+    DD_CACHED, /* the first attempt's reply */
+    DD_REUSED, /* same id, other body */
+    DD_FULL,   /* no room */
+    DD_LATE,   /* the deadline passed while the first attempt was running */
+    DD_NOMEM,
+} dd_result;
+
+static struct dedupe {
+    int on;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* an entry became DONE or went away */
+    dd_entry **buckets;
+    size_t nbuckets;
+    dd_entry *head, *tail;
+    long long count, max_entries;
+    long long bytes, max_bytes;
+    int64_t next_sweep;
+} DD = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* What a duplicate gets when the first attempt ran but its reply could not be kept (out of
+ * memory): the truth, which is that nobody knows its result any more. */
+static const char lost_reply[] =
+    "{\"error\":{\"code\":\"MS_EINDOUBT\",\"message\":\"the call ran but its reply could not "
+    "be kept for a retry (out of memory)\"}}";
+
+static uint64_t
+fnv1a(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static dd_entry *
+dd_find(const char *rid, uint64_t h)
+{
+    for (dd_entry *e = DD.buckets[h & (DD.nbuckets - 1)]; e; e = e->hnext)
+        if (e->h == h && strcmp(e->rid, rid) == 0)
+            return e;
+    return NULL;
+}
+
+/* Removes and frees an entry; DD.mu held. */
+static void
+dd_unlink(dd_entry *e)
+{
+    dd_entry **pp = &DD.buckets[e->h & (DD.nbuckets - 1)];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        DD.head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        DD.tail = e->prev;
+    DD.count--;
+    DD.bytes -= (long long)e->bytes;
+    if (e->reply != lost_reply)
+        free((void *)(uintptr_t)e->reply);
+    free(e);
+}
+
+/* Removes the DONE entries whose time is over; DD.mu held. */
+static void
+dd_sweep(int64_t now)
+{
+    for (dd_entry *e = DD.head, *next; e; e = next) {
+        next = e->next;
+        if (e->done && e->expires <= now)
+            dd_unlink(e);
+    }
+    DD.next_sweep = now + DEDUPE_SWEEP_MS;
+}
+
+/*
+ * The cache's verdict on a request: DD_RUN with *own set (the caller runs the call and then
+ * calls dd_finish or dd_abort), DD_CACHED with *status and *reply (malloc'd, the caller
+ * frees it), or a refusal. Waits while an earlier attempt of the same id runs.
+ */
+static dd_result
+dd_begin(const char *rid, const char *sha, int64_t deadline, dd_entry **own, int *status,
+         char **reply, size_t *len)
+{
+    uint64_t h = fnv1a(rid);
+    dd_result res;
+    pthread_mutex_lock(&DD.mu);
+    for (;;) {
+        int64_t now = msi_now_ms();
+        if (now >= DD.next_sweep)
+            dd_sweep(now);
+        dd_entry *e = dd_find(rid, h);
+        if (e && strcmp(e->body_sha, sha) != 0) {
+            res = DD_REUSED;
+            break;
+        }
+        if (e && e->done) {
+            *reply = malloc(e->reply_len + 1);
+            if (!*reply) {
+                res = DD_NOMEM;
+                break;
+            }
+            memcpy(*reply, e->reply, e->reply_len);
+            (*reply)[e->reply_len] = '\0';
+            *len = e->reply_len;
+            *status = e->status;
+            res = DD_CACHED;
+            break;
+        }
+        if (e) { /* the first attempt is running: wait for its reply */
+            if (now >= deadline) {
+                res = DD_LATE;
+                break;
+            }
+            struct timespec ts;
+            abs_time(deadline, &ts);
+            pthread_cond_timedwait(&DD.cv, &DD.mu, &ts);
+            continue;
+        }
+        if (DD.count >= DD.max_entries || DD.bytes >= DD.max_bytes) {
+            dd_sweep(now);
+            if (DD.count >= DD.max_entries || DD.bytes >= DD.max_bytes) {
+                res = DD_FULL;
+                break;
+            }
+        }
+        size_t rl = strlen(rid);
+        e = calloc(1, sizeof *e + rl + 1);
+        if (!e) {
+            res = DD_NOMEM;
+            break;
+        }
+        memcpy(e->rid, rid, rl + 1);
+        memcpy(e->body_sha, sha, sizeof e->body_sha);
+        e->h = h;
+        e->expires = deadline + DEDUPE_LINGER_MS;
+        e->bytes = sizeof *e + rl + 1;
+        dd_entry **b = &DD.buckets[h & (DD.nbuckets - 1)];
+        e->hnext = *b;
+        *b = e;
+        e->prev = DD.tail;
+        if (DD.tail)
+            DD.tail->next = e;
+        else
+            DD.head = e;
+        DD.tail = e;
+        DD.count++;
+        DD.bytes += (long long)e->bytes;
+        *own = e;
+        res = DD_RUN;
+        break;
+    }
+    pthread_mutex_unlock(&DD.mu);
+    return res;
+}
+
+/* The call ran: keeps its reply for duplicates (copied) and wakes them. */
+static void
+dd_finish(dd_entry *e, int status, const char *reply, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy)
+        memcpy(copy, reply, len);
+    pthread_mutex_lock(&DD.mu);
+    if (copy) {
+        e->reply = copy;
+        e->reply_len = len;
+        e->status = status;
+    } else {
+        e->reply = lost_reply;
+        e->reply_len = sizeof lost_reply - 1;
+        e->status = 502;
+    }
+    e->bytes += e->reply_len;
+    DD.bytes += (long long)e->reply_len;
+    e->done = 1;
+    pthread_cond_broadcast(&DD.cv);
+    pthread_mutex_unlock(&DD.mu);
+}
+
+/* The call was refused before it ran: forget it, so that a retry runs it. */
+static void
+dd_abort(dd_entry *e)
+{
+    pthread_mutex_lock(&DD.mu);
+    dd_unlink(e);
+    pthread_cond_broadcast(&DD.cv);
+    pthread_mutex_unlock(&DD.mu);
+}
+
+static void
+dd_init(void)
+{
+    DD.max_entries = parse_ll(getenv("MS_DEDUPE_MAX_ENTRIES"), DEDUPE_ENTRIES_DEFAULT);
+    if (DD.max_entries <= 0)
+        DD.max_entries = DEDUPE_ENTRIES_DEFAULT;
+    DD.max_bytes = parse_ll(getenv("MS_DEDUPE_MAX_BYTES"), DEDUPE_BYTES_DEFAULT);
+    if (DD.max_bytes <= 0)
+        DD.max_bytes = DEDUPE_BYTES_DEFAULT;
+    size_t n = 64;
+    while (n < (size_t)DD.max_entries / 2 && n < ((size_t)1 << 20))
+        n *= 2;
+    DD.buckets = calloc(n, sizeof *DD.buckets);
+    if (!DD.buckets) {
+        msi_log(0, "no memory for the duplicate-request cache: calls are not deduplicated");
+        return;
+    }
+    DD.nbuckets = n;
+    cond_init_mono(&DD.cv);
+    DD.on = 1;
+}
+
+static void
+dd_free(void)
+{
+    if (!DD.on)
+        return;
+    pthread_mutex_lock(&DD.mu);
+    while (DD.head)
+        dd_unlink(DD.head);
+    free(DD.buckets);
+    DD.buckets = NULL;
+    DD.on = 0;
+    pthread_mutex_unlock(&DD.mu);
+}
+
+/* Whether a request id is well-formed: 1..RID_MAX of [A-Za-z0-9._-]. */
+static int
+rid_ok(const char *rid)
+{
+    size_t n = 0;
+    for (; rid[n]; n++) {
+        char c = rid[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return n >= 1 && n <= RID_MAX;
+}
+
 /* ---- the call endpoint ---------------------------------------------------------------- */
 
 /* The deadline a request carries: from Ms-Deadline-Ms counted from its arrival, else the
@@ -262,6 +570,8 @@ request_deadline(const msi_http_req *r)
     }
     if (budget <= 0)
         return 0;
+    if (budget > DEADLINE_MAX_MS)
+        budget = DEADLINE_MAX_MS;
     return msi_http_arrival_ms(r) + budget;
 }
 
@@ -322,6 +632,12 @@ call_early(msi_http_req *r, void *arg)
                     H.service, sig, H.rt->sig, H.rt->sigtext);
         return;
     }
+    const char *rid = msi_http_header(r, "Ms-Request-Id");
+    if (rid && !rid_ok(rid)) {
+        call_refuse(r, MS_EBADARGS, "bad Ms-Request-Id header: 1 to %d of [A-Za-z0-9._-]",
+                    RID_MAX);
+        return;
+    }
     int64_t dl = request_deadline(r);
     if (dl < 0)
         call_refuse(r, MS_EBADARGS, "bad Ms-Deadline-Ms header");
@@ -346,6 +662,44 @@ app_message(void)
     return m;
 }
 
+/* Sends a reply made of `body` (taken), keeping it for duplicates when `dd` is set. */
+static void
+reply_kept(msi_http_req *r, int status, json_t *body, dd_entry **dd)
+{
+    static const char oom[] = "{\"error\":{\"code\":\"MS_ENOMEM\",\"message\":\"out of memory\"}}";
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(body);
+    const char *t = text ? text : oom;
+    size_t len = strlen(t);
+    if (!text)
+        status = 500;
+    if (*dd) {
+        dd_finish(*dd, status, t, len);
+        *dd = NULL;
+    }
+    closing(r);
+    msi_http_reply(r, status, "application/json", t, len);
+    free(text);
+}
+
+static json_t *
+error_body(ms_status st, json_t *extra, const char *msg)
+{
+    json_t *e = json_pack("{s:s,s:s}", "code", ms_status_name(st), "message", msg);
+    if (e && extra)
+        json_object_update(e, extra);
+    json_decref(extra);
+    return e ? json_pack("{s:o}", "error", e) : NULL;
+}
+
+/*
+ * POST /v1/call/{service}, after call_early passed it:
+ *   duplicate-request cache (non-idempotent, with a request id): a cached reply, 422, 503
+ *   full, 504 while the first attempt runs, or a new entry
+ *   -> 400 arguments -> slot (429 queue full, 504 deadline passed while queued)
+ *   -> the function runs -> 200, or 500 (ms_fail, or a result that cannot be encoded).
+ * A refusal before the function runs drops the cache entry (dd_abort at `done`).
+ */
 static void
 call_handler(msi_http_req *r, void *arg)
 {
@@ -354,17 +708,63 @@ call_handler(msi_http_req *r, void *arg)
     int64_t deadline = request_deadline(r); /* checked valid by call_early */
     size_t len;
     const char *body = msi_http_body(r, &len);
+    const char *rid = msi_http_header(r, "Ms-Request-Id");
+    msi_trace trace;
+    const msi_trace *tr =
+        msi_trace_parse(msi_http_header(r, "traceparent"), &trace) == 0 ? &trace : NULL;
     msi_err err = {{0}};
     scratch a_tmp, r_tmp;
     void *args = svc->args_size <= sizeof a_tmp ? (void *)&a_tmp : calloc(1, svc->args_size);
     size_t rsize = svc->result ? svc->result->size : 0;
     void *res = rsize <= sizeof r_tmp ? (void *)&r_tmp : calloc(1, rsize);
     int have_args = 0, have_slot = 0;
+    dd_entry *dd = NULL;
     json_t *j = NULL;
     if (!args || !res) {
         call_refuse(r, MS_ENOMEM, "%s: out of memory", H.service);
         goto done;
     }
+
+    if (DD.on && rid) {
+        char sha[65], *cached = NULL;
+        size_t clen = 0;
+        int cstatus = 0;
+        msi_sha256_hex(body, len, sha);
+        switch (dd_begin(rid, sha, deadline, &dd, &cstatus, &cached, &clen)) {
+        case DD_RUN:
+            break;
+        case DD_CACHED:
+            H.dd_hits++;
+            msi_log(3, "call %s request %s: answered from the duplicate-request cache",
+                    H.service, rid);
+            closing(r);
+            msi_http_reply(r, cstatus, "application/json", cached, clen);
+            free(cached);
+            goto done;
+        case DD_REUSED:
+            call_refuse(r, MS_EREUSED, "%s: request id %s was already used with another body",
+                        H.service, rid);
+            goto done;
+        case DD_FULL:
+            H.dd_full++;
+            H.errors++;
+            closing(r);
+            msi_http_reply_error_ex(r, 503, MS_EOVERLOADED, NULL,
+                                    "%s: instance %s: duplicate-request cache full (%lld entries "
+                                    "max, %lld bytes max)",
+                                    H.service, H.instance, DD.max_entries, DD.max_bytes);
+            goto done;
+        case DD_LATE:
+            call_refuse(r, MS_ETIMEDOUT,
+                        "%s: deadline passed while the first attempt of request %s was running",
+                        H.service, rid);
+            goto done;
+        case DD_NOMEM:
+            call_refuse(r, MS_ENOMEM, "%s: out of memory", H.service);
+            goto done;
+        }
+    }
+
     memset(args, 0, svc->args_size);
     j = msi_json_parse(body, len, &err);
     if (!j) {
@@ -396,36 +796,40 @@ call_handler(msi_http_req *r, void *arg)
     }
     have_slot = 1;
 
-    const char *rid = msi_http_header(r, "Ms-Request-Id");
-    msi_log(3, "call %s request %s", H.service, rid ? rid : "-");
+    msi_log(3, "call %s request %s trace %s", H.service, rid ? rid : "-", tr ? tr->id : "-");
     memset(res, 0, rsize ? rsize : 1);
-    st = msi_invoke_local(svc, args, rsize ? res : NULL, deadline);
+    st = msi_invoke_local(svc, args, rsize ? res : NULL, deadline, tr);
     H.calls++;
-    closing(r);
     if (st == MS_EAPP) {
         H.errors++;
-        msi_http_reply_error_ex(r, 500, MS_EAPP,
-                                json_pack("{s:i}", "app_code", (json_int_t)ms_last_app_code()),
-                                "%s", app_message());
+        reply_kept(r, 500,
+                   error_body(MS_EAPP,
+                              json_pack("{s:i}", "app_code", (json_int_t)ms_last_app_code()),
+                              app_message()),
+                   &dd);
         goto done;
     }
     if (st != MS_OK) {
         H.errors++;
-        msi_http_reply_error_ex(r, 500, st, NULL, "%s", ms_last_error());
+        reply_kept(r, 500, error_body(st, NULL, ms_last_error()), &dd);
         goto done;
     }
     st = msi_encode_result(svc, rsize ? res : NULL, &j, &err);
     if (rsize)
         ms__free_value(svc->result, res);
     if (st != MS_OK) {
+        char msg[MSI_ERR_MAX];
+        snprintf(msg, sizeof msg, "%s: result: %s", H.service, err.msg);
         H.errors++;
-        msi_http_reply_error_ex(r, 500, st, NULL, "%s: result: %s", H.service, err.msg);
+        reply_kept(r, 500, error_body(st, NULL, msg), &dd);
         goto done;
     }
-    msi_http_reply_json(r, 200, j);
+    reply_kept(r, 200, j, &dd);
     j = NULL;
 
 done:
+    if (dd)
+        dd_abort(dd); /* refused before it ran */
     if (have_slot)
         slot_give();
     if (have_args)
@@ -498,7 +902,11 @@ metrics_handler(msi_http_req *r, void *arg)
     H.m_last_level_us = H.level_us;
     pthread_mutex_unlock(&H.mu);
 
-    char text[2048];
+    pthread_mutex_lock(&DD.mu);
+    long long dd_entries = DD.count;
+    pthread_mutex_unlock(&DD.mu);
+
+    char text[4096];
     const char *s = H.service;
     int n = snprintf(
         text, sizeof text,
@@ -515,9 +923,16 @@ metrics_handler(msi_http_req *r, void *arg)
         "# HELP ms_busy_seconds_total Integral of demand / concurrency.\n"
         "# TYPE ms_busy_seconds_total counter\nms_busy_seconds_total{service=\"%s\"} %.6f\n"
         "# HELP ms_cpu_seconds_total CPU time of this process.\n"
-        "# TYPE ms_cpu_seconds_total counter\nms_cpu_seconds_total{service=\"%s\"} %.6f\n",
+        "# TYPE ms_cpu_seconds_total counter\nms_cpu_seconds_total{service=\"%s\"} %.6f\n"
+        "# HELP ms_dedupe_entries Entries in the duplicate-request cache.\n"
+        "# TYPE ms_dedupe_entries gauge\nms_dedupe_entries{service=\"%s\"} %lld\n"
+        "# HELP ms_dedupe_hits_total Retries answered from the duplicate-request cache.\n"
+        "# TYPE ms_dedupe_hits_total counter\nms_dedupe_hits_total{service=\"%s\"} %llu\n"
+        "# HELP ms_dedupe_full_total Calls refused because the cache was full.\n"
+        "# TYPE ms_dedupe_full_total counter\nms_dedupe_full_total{service=\"%s\"} %llu\n",
         s, (unsigned long long)H.calls, s, (unsigned long long)H.errors, s, inflight, s, queued, s,
-        busy, s, busy_total_s, s, cpu_seconds());
+        busy, s, busy_total_s, s, cpu_seconds(), s, dd_entries, s,
+        (unsigned long long)H.dd_hits, s, (unsigned long long)H.dd_full);
     if (n < 0 || (size_t)n >= sizeof text)
         n = (int)strlen(text);
     msi_http_reply(r, 200, "text/plain; version=0.0.4", text, (size_t)n);
@@ -819,6 +1234,8 @@ msi_host_main(const char *service)
     H.queue_max = (int)parse_ll(getenv("MS_QUEUE_MAX"), 0);
     if (H.queue_max <= 0)
         H.queue_max = H.concurrency * 4 > 16 ? H.concurrency * 4 : 16;
+    if (!H.rt->opts.idempotent)
+        dd_init();
     cond_init_mono(&H.slot_cv);
     cond_init_mono(&H.idle_cv);
     cond_init_mono(&H.hb_cv);
@@ -874,6 +1291,7 @@ msi_host_main(const char *service)
     }
     msi_http_stop(H.srv);
     H.srv = NULL;
+    dd_free();
     msi_client_stop();
     msi_httpc_thread_release();
     msi_log(2, "instance %s of %s exits", H.instance[0] ? H.instance : "-", serve);

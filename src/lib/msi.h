@@ -65,10 +65,21 @@ void msi_registry_each(void (*fn)(ms__service *svc, void *arg), void *arg);
 /* Signatures (types.c). */
 ms_status msi_signature(const ms__service *svc, char **text, char hex[17]);
 
+/* W3C trace context of a call: what nested calls keep (docs/calls.md). */
+typedef struct msi_trace {
+    char id[33];   /* trace-id: 32 lowercase hex digits, not all zero */
+    char flags[3]; /* trace-flags: 2 lowercase hex digits */
+} msi_trace;
+
+/* Parses a `traceparent` header value into *t; 0 on success, -1 if malformed (then the
+ * call starts a new trace, as the W3C recommendation says). */
+int msi_trace_parse(const char *value, msi_trace *t);
+
 /* Per-thread call context (call.c). */
 typedef struct msi_ctx {
     ms__service *svc;
-    int64_t deadline_ms; /* CLOCK_MONOTONIC ms; INT64_MAX: none */
+    int64_t deadline_ms;    /* CLOCK_MONOTONIC ms; INT64_MAX: none */
+    const msi_trace *trace; /* the trace this call belongs to; NULL: none yet */
     int failed;
     int app_code;
     char app_msg[MSI_ERR_MAX];
@@ -76,8 +87,15 @@ typedef struct msi_ctx {
 } msi_ctx;
 extern _Thread_local msi_ctx *msi_cur_ctx;
 
-/* Runs svc's implementation in this process (the instance host uses this too). */
-ms_status msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms);
+/* The pending ms_next_call_timeout_ms() of the thread (0: none); ms__call takes it. */
+extern _Thread_local int64_t msi_next_timeout_ms;
+
+/*
+ * Runs svc's implementation in this process (the instance host uses this too). `trace`:
+ * the call's trace context (borrowed for the call); NULL keeps the enclosing call's.
+ */
+ms_status msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms,
+                           const msi_trace *trace);
 
 int64_t msi_now_ms(void);
 
@@ -89,9 +107,10 @@ void msi_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /*
  * Remote calls (client.c, local/docker modes). Encodes args, locates an instance through
- * msd, calls it with deadline and retries, decodes the result.
+ * msd, calls it with deadline and retries, decodes the result. `timeout_ms`: the caller's
+ * ms_next_call_timeout_ms (0: the service's timeout_ms).
  */
-ms_status msi_call_remote(ms__service *svc, void *args, void *result);
+ms_status msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms);
 /* Starts and stops the client side of local/docker modes (client.c); called by ms_init and
  * ms_shutdown. */
 ms_status msi_client_start(void);
