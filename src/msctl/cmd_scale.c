@@ -1,5 +1,6 @@
 /*
- * cmd_scale.c: `msctl scale SERVICE N`: set how many instances of a service msd runs.
+ * cmd_scale.c: `msctl scale SERVICE N|auto`: set how many instances of a service msd runs
+ * (pinned), or hand the count back to msd's autoscaler.
  */
 #include "msctl.h"
 
@@ -7,11 +8,13 @@
 #include <string.h>
 
 static const char help[] =
-    "usage: msctl scale SERVICE N [--build SHA256] [--json]\n"
+    "usage: msctl scale SERVICE N|auto [--build SHA256] [--json]\n"
     "\n"
     "Makes msd run N instances of SERVICE (of its newest deployment, or of --build). N may\n"
-    "be 0 (stop them all, draining) up to the service's max_instances. Prints\n"
-    "\"SERVICE: desired N (build BUILD)\".\n";
+    "be 0 (stop them all, draining) up to the service's max_instances. N pins the count:\n"
+    "the autoscaler leaves the service alone until 'msctl scale SERVICE auto' hands it back\n"
+    "(from the current count, within min_instances..max_instances). Prints\n"
+    "\"SERVICE: desired N (build BUILD), pinned\" or \", autoscaled\".\n";
 
 int
 msctl_cmd_scale(msctl *c, int argc, char **argv)
@@ -35,12 +38,14 @@ msctl_cmd_scale(msctl *c, int argc, char **argv)
         }
     }
     char *end = NULL;
-    long long n = count ? strtoll(count, &end, 10) : -1;
-    if (!service || !count || *end || n < 0 || n > 1024) {
+    int is_auto = count && strcmp(count, "auto") == 0;
+    long long n = count && !is_auto ? strtoll(count, &end, 10) : -1;
+    if (!service || !count || (!is_auto && (*end || n < 0 || n > 1024))) {
         fprintf(stderr, "%s", help);
-        return msctl_fail(c, MSCTL_EUSAGE, "expected SERVICE and a count in [0, 1024]");
+        return msctl_fail(c, MSCTL_EUSAGE, "expected SERVICE and a count in [0, 1024] or 'auto'");
     }
-    json_t *body = json_pack("{s:I}", "instances", (json_int_t)n);
+    json_t *body =
+        is_auto ? json_pack("{s:b}", "auto", 1) : json_pack("{s:I}", "instances", (json_int_t)n);
     if (build)
         json_object_set_new(body, "build", json_string(build));
     char enc[400], path[512];
@@ -56,10 +61,11 @@ msctl_cmd_scale(msctl *c, int argc, char **argv)
     } else if (c->json) {
         msctl_print_json(reply);
     } else {
-        printf("%s: desired %lld (build %.12s)\n",
+        printf("%s: desired %lld (build %.12s), %s\n",
                json_string_value(json_object_get(reply, "service")),
                (long long)json_integer_value(json_object_get(reply, "desired")),
-               json_string_value(json_object_get(reply, "build")));
+               json_string_value(json_object_get(reply, "build")),
+               json_is_false(json_object_get(reply, "autoscale")) ? "pinned" : "autoscaled");
     }
     json_decref(reply);
     return rc;

@@ -366,11 +366,23 @@ scale(msd *m, msi_http_req *r, const char *name)
     json_t *b = body_object(r);
     if (!b)
         return;
+    /* {"instances":N}: N now, pinned (the autoscaler leaves it alone);
+     * {"auto":true}: autoscaled again from the current count; both: N now, autoscaled. */
     long long n = 0;
-    if (get_int_member(r, b, "instances", 0, 1024, 1, &n) < 0) {
+    int has_n = get_int_member(r, b, "instances", 0, 1024, 0, &n);
+    if (has_n < 0) {
         json_decref(b);
         return;
     }
+    json_t *autoj = json_object_get(b, "auto");
+    if ((autoj && !json_is_boolean(autoj)) || (!has_n && !autoj)) {
+        msi_http_reply_error(r, MS_EBADARGS,
+                             "expected {\"instances\": N} (pinned at N), {\"auto\": true} "
+                             "(autoscaled) or both");
+        json_decref(b);
+        return;
+    }
+    int pin = autoj ? !json_is_true(autoj) : 1;
     json_t *bj = json_object_get(b, "build");
     const char *build = json_string_value(bj);
     if (bj && !is_hex_n(build, 64)) {
@@ -395,9 +407,11 @@ scale(msd *m, msi_http_req *r, const char *name)
         json_decref(b);
         return;
     }
-    msd_set_desired(m, svc, (int)n, "scale request");
-    json_t *reply = json_pack("{s:s, s:s, s:i}", "service", svc->name, "build", svc->build,
-                              "desired", svc->desired);
+    if (has_n)
+        msd_set_desired(m, svc, (int)n, "scale request");
+    msd_set_pinned(m, svc, pin, "scale request");
+    json_t *reply = json_pack("{s:s, s:s, s:i, s:b}", "service", svc->name, "build", svc->build,
+                              "desired", svc->desired, "autoscale", !svc->pinned);
     pthread_mutex_unlock(&m->mu);
     json_decref(b);
     msi_http_reply_json(r, 200, reply);
@@ -414,6 +428,7 @@ delete_service(msd *m, msi_http_req *r, const char *name)
         n++;
         svc->deleted = 1;
         svc->desired = 0;
+        svc->pinned = 0; /* deployed again, it starts afresh: lazily, autoscaled */
         msd_save_service(m, svc);
         for (msd_instance *in = m->instances; in; in = in->next) {
             if (in->svc == svc && !in->retiring) {

@@ -54,6 +54,11 @@ static const char usage_text[] =
     "  --crashloop-retry-ms N retry period of a service in a crash loop (default 30000)\n"
     "  --grace-max-ms N       upper bound of a drain's grace period (default 60000)\n"
     "  --old-build-idle-ms N  stop an older build nobody looked up this long (default 300000)\n"
+    "  --scale-up-window-ms N demand window of scale-up decisions (default 2000)\n"
+    "  --scale-down-window-ms N\n"
+    "                         demand window of scale-down decisions (default 10000)\n"
+    "  --scale-stabilise-ms N no scale-down this long after any change of a service's\n"
+    "                         instance count (default 30000)\n"
     "  -v, --verbose          log debug messages\n"
     "  -h, --help             this text\n"
     "  -V, --version          print the version\n"
@@ -74,6 +79,9 @@ enum {
     OPT_CRASHLOOP_RETRY,
     OPT_GRACE_MAX,
     OPT_OLD_BUILD_IDLE,
+    OPT_SCALE_UP_WINDOW,
+    OPT_SCALE_DOWN_WINDOW,
+    OPT_SCALE_STABILISE,
 };
 
 static int
@@ -115,6 +123,9 @@ parse_args(int argc, char **argv, msd_config *cfg)
         {"crashloop-retry-ms", required_argument, NULL, OPT_CRASHLOOP_RETRY},
         {"grace-max-ms", required_argument, NULL, OPT_GRACE_MAX},
         {"old-build-idle-ms", required_argument, NULL, OPT_OLD_BUILD_IDLE},
+        {"scale-up-window-ms", required_argument, NULL, OPT_SCALE_UP_WINDOW},
+        {"scale-down-window-ms", required_argument, NULL, OPT_SCALE_DOWN_WINDOW},
+        {"scale-stabilise-ms", required_argument, NULL, OPT_SCALE_STABILISE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -171,6 +182,21 @@ parse_args(int argc, char **argv, msd_config *cfg)
         case OPT_OLD_BUILD_IDLE:
             if (int_opt("--old-build-idle-ms", optarg, 1000, INT32_MAX, &cfg->old_build_idle_ms) <
                 0)
+                return 2;
+            break;
+        case OPT_SCALE_UP_WINDOW:
+            if (int_opt("--scale-up-window-ms", optarg, MSD_SAMPLE_MS,
+                        MSD_SAMPLE_MS * MSD_DEMAND_SAMPLES, &cfg->scale_up_window_ms) < 0)
+                return 2;
+            break;
+        case OPT_SCALE_DOWN_WINDOW:
+            if (int_opt("--scale-down-window-ms", optarg, MSD_SAMPLE_MS,
+                        MSD_SAMPLE_MS * MSD_DEMAND_SAMPLES, &cfg->scale_down_window_ms) < 0)
+                return 2;
+            break;
+        case OPT_SCALE_STABILISE:
+            if (int_opt("--scale-stabilise-ms", optarg, 0, 24 * 3600 * 1000,
+                        &cfg->scale_stabilise_ms) < 0)
                 return 2;
             break;
         case 'v':
@@ -350,6 +376,9 @@ main(int argc, char **argv)
         .grace_max_ms = 60000,
         .term_grace_ms = 5000,
         .old_build_idle_ms = 300000,
+        .scale_up_window_ms = 2000,
+        .scale_down_window_ms = 10000,
+        .scale_stabilise_ms = 30000,
     };
     int pr = parse_args(argc, argv, &m.cfg);
     if (pr >= 0) {

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "autoscale.h"
 #include "codec.h"
 
 #define MSD_VERSION MS_VERSION_STRING
@@ -38,6 +39,7 @@
 #define MSD_TOKEN_HEX 64
 #define MSD_BODY_MAX (1u << 20)
 #define MSD_DEMAND_SAMPLES 60 /* one per second: the last minute of demand per service */
+#define MSD_SAMPLE_MS 1000    /* period of the demand samples (and of autoscale decisions) */
 #define MSD_EVENT_RING 1024
 
 /* ------------------------------------------------------------------------------------------
@@ -127,15 +129,19 @@ struct msd_service {
     /* Desired state (persisted). */
     int desired;
     int deleted; /* DELETE'd: hidden until deployed again */
+    int pinned;  /* set by a manual scale: the autoscaler leaves desired alone */
     /* Run-time. */
     int crashloop;    /* too many quick deaths in a row: retried slowly, reported */
     int quick_deaths; /* consecutive quick deaths over all its instances */
     int64_t last_locate_mono;
-    unsigned rr;                       /* round-robin cursor for lb=orchestrator */
-    double demand[MSD_DEMAND_SAMPLES]; /* mean busy of ready instances, one per second */
-    int ndemand, demand_pos;
-    int64_t calls_prev; /* sum of instance calls at the previous sample */
-    double calls_rate;  /* calls per second over the last sample */
+    unsigned rr;                              /* round-robin cursor for lb=orchestrator */
+    msd_as_sample demand[MSD_DEMAND_SAMPLES]; /* one per second, a ring (autoscale.h) */
+    int ndemand, demand_pos;                  /* samples held; where the next one goes */
+    int64_t scaled_mono; /* last change of desired: scale-down stabilisation (0: none) */
+    msd_as_hold as_hold; /* the autoscaler's last hold reason (logged when it changes) */
+    char as_last[200];   /* the autoscaler's last decision that changed something */
+    int64_t calls_prev;  /* sum of instance calls at the previous sample */
+    double calls_rate;   /* calls per second over the last sample */
     struct msd_service *next;
 };
 
@@ -158,20 +164,23 @@ typedef struct msd_config {
     char listen[MSD_ADDR_MAX]; /* "127.0.0.1:4999" */
     int allow_remote;
     char *state_dir;
-    pid_t parent_pid;        /* 0: none */
-    ms_lb lb;                /* msd-wide default: MS_LB_CLIENT */
-    int probe_interval_ms;   /* 1000 */
-    int probe_timeout_ms;    /* 250 */
-    int probe_failures_dead; /* 3 */
-    int start_deadline_ms;   /* 10000 */
-    int quick_death_ms;      /* 10000: a death this soon after ready counts for back-off */
-    int crashloop_deaths;    /* 5 quick deaths in a row: crash loop */
-    int backoff_base_ms;     /* 250 */
-    int backoff_max_ms;      /* 30000 */
-    int crashloop_retry_ms;  /* 60000: retry period while in a crash loop */
-    int grace_max_ms;        /* 60000: upper bound of a drain's grace period */
-    int term_grace_ms;       /* 5000: SIGTERM to SIGKILL */
-    int old_build_idle_ms;   /* 300000: an older build nobody looked up this long stops */
+    pid_t parent_pid;         /* 0: none */
+    ms_lb lb;                 /* msd-wide default: MS_LB_CLIENT */
+    int probe_interval_ms;    /* 1000 */
+    int probe_timeout_ms;     /* 250 */
+    int probe_failures_dead;  /* 3 */
+    int start_deadline_ms;    /* 10000 */
+    int quick_death_ms;       /* 10000: a death this soon after ready counts for back-off */
+    int crashloop_deaths;     /* 5 quick deaths in a row: crash loop */
+    int backoff_base_ms;      /* 250 */
+    int backoff_max_ms;       /* 30000 */
+    int crashloop_retry_ms;   /* 60000: retry period while in a crash loop */
+    int grace_max_ms;         /* 60000: upper bound of a drain's grace period */
+    int term_grace_ms;        /* 5000: SIGTERM to SIGKILL */
+    int old_build_idle_ms;    /* 300000: an older build nobody looked up this long stops */
+    int scale_up_window_ms;   /* 2000: scale-up looks at the demand of the last 2 s */
+    int scale_down_window_ms; /* 10000: scale-down at the last 10 s */
+    int scale_stabilise_ms;   /* 30000: no scale-down this soon after a change of desired */
     int verbose;
 } msd_config;
 
@@ -302,18 +311,26 @@ void msd_probe_soon(msd *m, msd_instance *in);
  * holds mu.
  */
 ms_status msd_wait_ready(msd *m, msd_service *svc, int64_t deadline_mono);
-/* Sets a service's desired count (and wakes the loop). Caller holds mu. */
+/* Sets a service's desired count (and wakes the loop), emitting a "scale" event; it counts
+ * as a change for the autoscaler's stabilisation. Caller holds mu. */
 void msd_set_desired(msd *m, msd_service *svc, int n, const char *why);
+/* Pins (manual scale: the autoscaler leaves it alone) or unpins a service; persisted.
+ * Unpinning counts as a change for stabilisation. Caller holds mu. */
+void msd_set_pinned(msd *m, msd_service *svc, int pinned, const char *why);
 /* Marks an instance for retirement (drain, then the slot is removed). Caller holds mu. */
 void msd_retire(msd *m, msd_instance *in, const char *why);
 /* Records a sample of demand for every service (called each second by the loop). */
-void msd_sample_demand(msd *m);
+void msd_sample_demand(msd *m, int64_t now);
+/* Runs the autoscaling policy (autoscale.h) for every service that is not pinned, right
+ * after a sample, and applies and records its decisions (events "autoscale"). */
+void msd_autoscale(msd *m, int64_t now);
 /* The instances a lookup of svc returns, per its load-balancing mode and the panic
  * threshold (DESIGN section 4), as a JSON array of {"id","epoch","addr"}. Holds mu. */
 json_t *msd_select_instances(msd *m, msd_service *svc);
 /* Whether svc has an instance that may take traffic. Holds mu. */
 int msd_service_has_ready(msd *m, const msd_service *svc);
-/* Mean demand over the last n samples of svc (0 when none). */
+/* Mean demand per instance over the last n samples of svc, not-ready instances as 0 (0 when
+ * none). */
 double msd_service_demand(const msd_service *svc, int n);
 
 /* ------------------------------------------------------------------------------------------

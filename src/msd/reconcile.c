@@ -37,6 +37,12 @@
  *      crashloop_retry_ms, and lookups answered 503 at once.
  *   5. Every lookup of a service with nothing wanted sets desired to at least 1; the loop
  *      then makes one start however many lookups wait.
+ *   6. Autoscaling (DESIGN section 5) runs on the demand-sample tick, once a second, after
+ *      msd_sample_demand(): msd_autoscale() asks the pure policy (autoscale.c) about every
+ *      service that is not pinned and changes desired only; the ordinary reconcile pass
+ *      then spawns, or retires through msd_retire() -> start_drain(), like for a manual
+ *      scale. Every change of desired (manual, lookup, autoscale) stamps scaled_mono,
+ *      which holds scale-downs back for --scale-stabilise-ms.
  *
  * The loop sleeps in curl_multi_poll on the probes in flight, an eventfd (msd_wake), the
  * pidfds of every instance (exits are seen at once) and the pidfd of --parent-pid, with a
@@ -546,6 +552,29 @@ msd_set_desired(msd *m, msd_service *svc, int n, const char *why)
     msd_emit(m, "scale", svc->name, NULL, "desired %d -> %d (%s), build %.12s", svc->desired, n,
              why, svc->build);
     svc->desired = n;
+    svc->scaled_mono = msd_mono_ms();
+    msd_save_service(m, svc);
+    msd_wake(m);
+}
+
+void
+msd_set_pinned(msd *m, msd_service *svc, int pinned, const char *why)
+{
+    pinned = pinned != 0;
+    if (svc->pinned == pinned)
+        return;
+    svc->pinned = pinned;
+    svc->as_hold = MSD_AS_H_NONE;
+    if (!pinned)
+        svc->scaled_mono = msd_mono_ms(); /* handing over counts as a change */
+    if (pinned)
+        msd_emit(m, "autoscale", svc->name, NULL,
+                 "pinned at %d (%s): the autoscaler leaves it alone until it is scaled to "
+                 "auto; build %.12s",
+                 svc->desired, why, svc->build);
+    else
+        msd_emit(m, "autoscale", svc->name, NULL, "autoscaled again from %d (%s); build %.12s",
+                 svc->desired, why, svc->build);
     msd_save_service(m, svc);
     msd_wake(m);
 }
@@ -630,25 +659,30 @@ reconcile_service(msd *m, msd_service *svc, int64_t now)
 }
 
 /* ------------------------------------------------------------------------------------------
- * Demand and selection.
+ * Demand, autoscaling and selection.
  * ---------------------------------------------------------------------------------------- */
 
 void
-msd_sample_demand(msd *m)
+msd_sample_demand(msd *m, int64_t now)
 {
     for (msd_service *svc = m->services; svc; svc = svc->next) {
-        double busy = 0;
-        int n = 0;
+        msd_as_sample smp = {now, 0, 0, 0};
         int64_t calls = 0;
         for (msd_instance *in = m->instances; in; in = in->next) {
-            if (in->svc != svc || in->state == MSD_I_DEAD || in->state == MSD_I_DRAINING)
+            if (in->svc != svc || in->state == MSD_I_DRAINING)
                 continue;
-            n++; /* starting and suspect instances count with their (zero) demand */
-            if (in->state == MSD_I_READY)
-                busy += in->busy;
-            calls += in->calls;
+            if (in->state != MSD_I_DEAD)
+                calls += in->calls;
+            if (in->retiring)
+                continue; /* leaving: neither capacity nor demand */
+            if (in->state == MSD_I_READY && !in->draining_reported) {
+                smp.ready++;
+                smp.busy_sum += in->busy;
+            } else {
+                smp.not_ready++; /* starting, suspect, dead and restarting */
+            }
         }
-        svc->demand[svc->demand_pos] = n ? busy / n : 0;
+        svc->demand[svc->demand_pos] = smp;
         svc->demand_pos = (svc->demand_pos + 1) % MSD_DEMAND_SAMPLES;
         if (svc->ndemand < MSD_DEMAND_SAMPLES)
             svc->ndemand++;
@@ -656,6 +690,13 @@ msd_sample_demand(msd *m)
         svc->calls_rate = d > 0 ? (double)d : 0;
         svc->calls_prev = calls;
     }
+}
+
+/* The i-th newest sample (0: the latest). */
+static const msd_as_sample *
+sample_back(const msd_service *svc, int i)
+{
+    return &svc->demand[(svc->demand_pos - 1 - i + 2 * MSD_DEMAND_SAMPLES) % MSD_DEMAND_SAMPLES];
 }
 
 double
@@ -666,9 +707,90 @@ msd_service_demand(const msd_service *svc, int n)
     if (n <= 0)
         return 0;
     double sum = 0;
-    for (int i = 1; i <= n; i++)
-        sum += svc->demand[(svc->demand_pos - i + MSD_DEMAND_SAMPLES) % MSD_DEMAND_SAMPLES];
+    for (int i = 0; i < n; i++) {
+        const msd_as_sample *s = sample_back(svc, i);
+        int k = s->ready + s->not_ready;
+        sum += k ? s->busy_sum / k : 0;
+    }
     return sum / n;
+}
+
+/* "busy_sum/ready+not_ready" of the newest samples, newest first, for the log. */
+static void
+samples_text(const msd_service *svc, int max, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < svc->ndemand && i < max && off + 1 < len; i++) {
+        const msd_as_sample *s = sample_back(svc, i);
+        int w = snprintf(buf + off, len - off, "%s%.2f/%d+%d", i ? " " : "", s->busy_sum, s->ready,
+                         s->not_ready);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+static void
+autoscale_service(msd *m, msd_service *svc, int64_t now)
+{
+    if (svc->pinned || svc->deleted || svc->desired <= 0)
+        return;
+    msd_as_sample smp[MSD_DEMAND_SAMPLES];
+    int ns = 0;
+    for (int i = svc->ndemand - 1; i >= 0; i--)
+        smp[ns++] = *sample_back(svc, i); /* oldest first */
+    msd_as_options o = {
+        .min_instances = svc->min_instances,
+        .max_instances = svc->max_instances,
+        .scale_up_at = svc->scale_up_at,
+        .scale_down_at = svc->scale_down_at,
+        .up_window_ms = m->cfg.scale_up_window_ms,
+        .down_window_ms = m->cfg.scale_down_window_ms,
+        .stabilise_ms = m->cfg.scale_stabilise_ms,
+        .sample_ms = MSD_SAMPLE_MS,
+    };
+    msd_as_decision d;
+    msd_autoscale_decide(smp, ns, svc->desired, &o, now, svc->scaled_mono, &d);
+    if (d.action == MSD_AS_UP && svc->crashloop) {
+        /* More instances of a service whose instances die at start only add crashes. */
+        d.action = MSD_AS_HOLD;
+        d.hold = MSD_AS_H_CRASHLOOP;
+        d.desired = d.n;
+    }
+    char stext[200];
+    if (d.action == MSD_AS_HOLD) {
+        if (d.hold != svc->as_hold) {
+            /* Worth an event: demand the service cannot meet. The rest is for -v. */
+            if (d.hold == MSD_AS_H_AT_MAX || d.hold == MSD_AS_H_CRASHLOOP)
+                msd_emit(m, "autoscale", svc->name, NULL, "%s%s", d.reason,
+                         d.hold == MSD_AS_H_CRASHLOOP ? "; not scaling up: crash loop" : "");
+            else
+                msd_log("debug", "autoscale %s (build %.12s): %s", svc->name, svc->build, d.reason);
+            svc->as_hold = d.hold;
+        }
+        return;
+    }
+    samples_text(svc, 10, stext, sizeof stext);
+    msd_emit(m, "autoscale", svc->name, NULL, "%s", d.reason);
+    msd_log("info", "autoscale %s (build %.12s): samples busy/ready+not-ready, newest first: %s",
+            svc->name, svc->build, stext);
+    msd_fmt(svc->as_last, sizeof svc->as_last, "%s", d.reason);
+    /* A capped scale-up is already "at max": no second event for the same episode. */
+    svc->as_hold = d.capped ? MSD_AS_H_AT_MAX : MSD_AS_H_NONE;
+    svc->desired = d.desired;
+    svc->scaled_mono = now;
+    msd_save_service(m, svc);
+    msd_wake(m);
+}
+
+void
+msd_autoscale(msd *m, int64_t now)
+{
+    if (m->stopping)
+        return;
+    for (msd_service *svc = m->services; svc; svc = svc->next)
+        autoscale_service(m, svc, now);
 }
 
 static int
@@ -898,8 +1020,9 @@ step(msd *m, msd_reconciler *rc, int64_t now)
     }
 
     if (now >= rc->next_sample_mono) {
-        msd_sample_demand(m);
-        rc->next_sample_mono = now + 1000;
+        msd_sample_demand(m, now);
+        msd_autoscale(m, now); /* invariant 6: changes desired; the next pass acts on it */
+        rc->next_sample_mono = now + MSD_SAMPLE_MS;
         /* Older builds nobody has looked up for a while stop (DESIGN section 2). */
         for (msd_service *svc = m->services; svc; svc = svc->next) {
             if (svc->desired > 0 && !svc->deleted &&
@@ -1054,8 +1177,10 @@ msd_reconcile_start(msd *m)
     pthread_mutex_lock(&m->mu);
     m->rec = rc;
     int64_t now = msd_mono_ms();
-    for (msd_service *svc = m->services; svc; svc = svc->next)
+    for (msd_service *svc = m->services; svc; svc = svc->next) {
         svc->last_locate_mono = now;
+        svc->scaled_mono = now; /* no scale-down before a stabilisation period of data */
+    }
     adopt_all(m, now);
     pthread_mutex_unlock(&m->mu);
     if (pthread_create(&rc->thread, NULL, loop, m) != 0) {

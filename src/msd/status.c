@@ -147,8 +147,12 @@ msd_services_json(msd *m, const char *only_name)
             "instances", insts, "by_state", by_state, "crashloop", svc->crashloop, "restarts",
             restarts, "demand", msd_service_demand(svc, 2), "demand_10s",
             msd_service_demand(svc, 10), "calls_per_s", svc->calls_rate, "newest", newest);
-        if (j)
+        if (j) {
+            json_object_set_new(j, "autoscale", json_boolean(!svc->pinned));
+            if (svc->as_last[0])
+                json_object_set_new(j, "autoscale_last", json_string(svc->as_last));
             json_array_append_new(list, j);
+        }
     }
     return list;
 }
@@ -253,7 +257,8 @@ msd_dashboard_html(msd *m, size_t *len)
 
     bprintf(&b, "<h2>Services</h2>\n<table><tr><th>service</th><th>build</th><th>desired</th>"
                 "<th>ready</th><th>starting</th><th>suspect</th><th>draining</th><th>dead</th>"
-                "<th>busy</th><th>calls/s</th><th>restarts</th><th>status</th></tr>\n");
+                "<th>busy</th><th>calls/s</th><th>restarts</th><th>scaling</th><th>status</th>"
+                "</tr>\n");
     int any = 0;
     for (msd_service *svc = m->services; svc; svc = svc->next) {
         if (svc->deleted)
@@ -269,15 +274,16 @@ msd_dashboard_html(msd *m, size_t *len)
         bprintf(&b,
                 "</td><td><code>%.12s</code></td><td class=n>%d</td><td class=n>%d</td>"
                 "<td class=n>%d</td><td class=n>%d</td><td class=n>%d</td><td class=n>%d</td>"
-                "<td class=n>%.0f%%</td><td class=n>%.1f</td><td class=n>%d</td><td>%s</td></tr>\n",
+                "<td class=n>%.0f%%</td><td class=n>%.1f</td><td class=n>%d</td><td>%s</td>"
+                "<td>%s</td></tr>\n",
                 svc->build, svc->desired, c[MSD_I_READY], c[MSD_I_STARTING], c[MSD_I_SUSPECT],
                 c[MSD_I_DRAINING], c[MSD_I_DEAD], 100 * msd_service_demand(svc, 2), svc->calls_rate,
-                restarts,
+                restarts, svc->pinned ? "pinned" : "auto",
                 svc->crashloop ? "<span class=bad>crash loop</span>"
                                : (c[MSD_I_READY] ? "ok" : "<span class=muted>idle</span>"));
     }
     if (!any)
-        bprintf(&b, "<tr><td colspan=12 class=muted>nothing deployed yet: <code>msctl deploy "
+        bprintf(&b, "<tr><td colspan=13 class=muted>nothing deployed yet: <code>msctl deploy "
                     "./app</code></td></tr>\n");
     bprintf(&b, "</table>\n");
 

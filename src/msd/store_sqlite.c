@@ -7,7 +7,7 @@
  *   power loss may lose the last ones, which the reconcile loop then rebuilds from what it
  *   finds running.
  * - Tables: meta(key, value); deployments(build, seq, path, exe, argv, services, created_ms);
- *   services(name, build, signature, sigtext, options, desired, deleted);
+ *   services(name, build, signature, sigtext, options, desired, deleted, pinned);
  *   instances(id, epoch, service, build, pid, start_time, addr, state, restarts, ...);
  *   events(seq, ts_ms, type, service, instance, message), trimmed to the newest 10000.
  *   JSON columns hold compact JSON text. `PRAGMA user_version` numbers the schema.
@@ -23,7 +23,7 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2 /* 2: services.pinned */
 #define EVENTS_KEPT 10000
 
 typedef struct sqlite_store {
@@ -39,7 +39,8 @@ static const char schema[] =
     " created_ms INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS services(name TEXT NOT NULL, build TEXT NOT NULL,"
     " signature TEXT NOT NULL, sigtext TEXT NOT NULL, options TEXT NOT NULL,"
-    " desired INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY(name, build));"
+    " desired INTEGER NOT NULL, deleted INTEGER NOT NULL, pinned INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(name, build));"
     "CREATE TABLE IF NOT EXISTS instances(id TEXT PRIMARY KEY, epoch INTEGER NOT NULL,"
     " service TEXT NOT NULL, build TEXT NOT NULL, pid INTEGER NOT NULL,"
     " start_time INTEGER NOT NULL, addr TEXT NOT NULL, state TEXT NOT NULL,"
@@ -48,6 +49,23 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
     " type TEXT NOT NULL, service TEXT NOT NULL, instance TEXT NOT NULL,"
     " message TEXT NOT NULL);";
+
+/* Brings a database of an older schema up to SCHEMA_VERSION (CREATE TABLE IF NOT EXISTS
+ * leaves existing tables as they were). */
+static int
+migrate(sqlite3 *db, char **errmsg)
+{
+    int version = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version == 1) /* 1 -> 2: manual scales pin a service against the autoscaler */
+        return sqlite3_exec(db, "ALTER TABLE services ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+                            NULL, NULL, errmsg);
+    return SQLITE_OK;
+}
 
 static sqlite3 *
 db_of(msd_store *s)
@@ -167,8 +185,8 @@ load_services(sqlite3 *db, msd *m)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
-                           "SELECT name, build, signature, sigtext, options, desired, deleted "
-                           "FROM services ORDER BY name, build",
+                           "SELECT name, build, signature, sigtext, options, desired, deleted, "
+                           "pinned FROM services ORDER BY name, build",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(db, "load services");
     int rc, res = 0;
@@ -186,6 +204,7 @@ load_services(sqlite3 *db, msd *m)
         s->options = col_json(st, 4);
         s->desired = sqlite3_column_int(st, 5);
         s->deleted = sqlite3_column_int(st, 6);
+        s->pinned = sqlite3_column_int(st, 7);
         s->dep = msd_deployment_find(m, s->build);
         if (!s->sigtext || !json_is_object(s->options) || !s->dep) {
             msd_log("warn", "store: service %s of build %.12s is damaged; skipped", s->name,
@@ -340,9 +359,9 @@ sq_put_service(msd_store *s, const msd_service *svc)
     if (opts)
         res = exec_bind(db_of(s),
                         "INSERT OR REPLACE INTO services(name, build, signature, sigtext, "
-                        "options, desired, deleted) VALUES(?, ?, ?, ?, ?, ?, ?)",
-                        "tttttii", svc->name, svc->build, svc->sig, svc->sigtext, opts,
-                        (int64_t)svc->desired, (int64_t)svc->deleted);
+                        "options, desired, deleted, pinned) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                        "tttttiii", svc->name, svc->build, svc->sig, svc->sigtext, opts,
+                        (int64_t)svc->desired, (int64_t)svc->deleted, (int64_t)svc->pinned);
     free(opts);
     return res;
 }
@@ -461,6 +480,8 @@ msd_store_sqlite_open(const char *path, msd_store **out, char *msg, size_t msgle
                       NULL, NULL, &errmsg);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, schema, NULL, NULL, &errmsg);
+    if (rc == SQLITE_OK)
+        rc = migrate(s->db, &errmsg);
     if (rc == SQLITE_OK) {
         char pragma[64];
         msd_fmt(pragma, sizeof pragma, "PRAGMA user_version=%d;", SCHEMA_VERSION);
