@@ -201,9 +201,8 @@ call_slow(ms__service *svc, void *args, void *result, int64_t timeout_ms)
                                  rt->name, ms_mode_name(msi_mode));
         msi_svc *irt = msi_svc_of(impl);
         if (!irt || strcmp(irt->sig, rt->sig) != 0)
-            return msi_set_error(MS_ESIGNATURE,
-                                 "%s: caller expects %s but %s:%d defines %s", rt->name,
-                                 rt->sigtext, impl->file, impl->line,
+            return msi_set_error(MS_ESIGNATURE, "%s: caller expects %s but %s:%d defines %s",
+                                 rt->name, rt->sigtext, impl->file, impl->line,
                                  irt ? irt->sigtext : "?");
         if (msi_mode == MS_MODE_ZERO)
             return msi_invoke_local(impl, args, result, local_deadline(timeout_ms), NULL);
@@ -227,8 +226,8 @@ ms__call(ms__service *svc, void *args, void *result)
     if (__builtin_expect(timeout_ms != 0, 0))
         msi_next_timeout_ms = 0;
     if (__builtin_expect(msi_mode == MS_MODE_ZERO && svc->invoke != NULL && !timeout_ms, 1))
-        st = msi_invoke_local(svc, args, result,
-                              msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX, NULL);
+        st = msi_invoke_local(svc, args, result, msi_cur_ctx ? msi_cur_ctx->deadline_ms : INT64_MAX,
+                              NULL);
     else
         st = call_slow(svc, args, result, timeout_ms);
     if (st != MS_OK && result && svc->result)

@@ -18,11 +18,24 @@
  * - Balancing per the `lb` msd returned: client = round-robin over the list; orchestrator
  *   = the one instance msd chose; none = the first. An instance that failed is skipped by
  *   this client for 1 s, doubling up to 30 s while it keeps failing, and reported to msd
- *   (POST /v1/services/{name}/failures), which probes it at once.
- * - One call: deadline = the service's timeout_ms, or the enclosing call's remaining
- *   deadline if shorter; one request id for all its attempts; at most 5 attempts. After
- *   each failed attempt decide_retry() alone says what happens next, from (sent?, status,
- *   idempotent): that function is where DESIGN section 4's rules live.
+ *   (POST /v1/services/{name}/failures), which probes it at once. A failure is reported
+ *   once per skip (by the thread that saw it first) and after the call is over, so that a
+ *   report never delays a retry.
+ * - One call (msi_call_remote, state machine drawn there): deadline = the caller's
+ *   ms_next_call_timeout_ms or the service's timeout_ms, within what is left of the
+ *   enclosing call's deadline; one request id and one trace span for all its attempts; at
+ *   most 5 attempts. After each failed attempt after_failure() alone says what happens next,
+ *   from (answer or transport status, sent?, idempotent, in doubt?): that function is where
+ *   DESIGN section 4's rules live. Every retry takes one from the service's retry budget
+ *   (20% of calls over 10 s, at least 10 a second).
+ * - Orchestrators: requests go to the one that answered last, failing over along the
+ *   MS_ORCHESTRATOR list. While none answers, calls go on with the instances already known
+ *   (skipped ones included when nothing else is left); with none known, a client that has
+ *   reached an orchestrator before waits for one (a restart) within the call's deadline,
+ *   and one that never has fails at once (MS_EUNAVAILABLE: most likely a wrong address).
+ * - Trace context (W3C traceparent): the outermost call starts a trace (random 128-bit id);
+ *   a call made inside a service keeps the trace id of the call being served, with a new
+ *   span id; flags are passed on ("00" for a new trace: ms samples nothing itself).
  * - Hot path: the curl handle, its connections and its buffers are the thread's own
  *   (httpc.c); headers are formatted on the stack; the URL and Ms-Instance header of an
  *   instance are made once when it is located.
@@ -61,13 +74,13 @@
 #define DEPLOY_TIMEOUT_MS 15000
 #define MSD_START_MS 10000
 #define MSD_STOP_MS 15000
-#define BUDGET_WINDOW_S 10     /* retry budget: over the last 10 s ... */
-#define BUDGET_RATIO 0.20      /* ... retries may be 20% of calls ... */
-#define BUDGET_FLOOR_PER_S 10  /* ... and 10 per second are always allowed */
-#define BACKOFF_BASE_MS 10     /* n-th retry with back-off: random(0, min(10 ms * 2^n, 1 s)) */
+#define BUDGET_WINDOW_S 10    /* retry budget: over the last 10 s ... */
+#define BUDGET_RATIO 0.20     /* ... retries may be 20% of calls ... */
+#define BUDGET_FLOOR_PER_S 10 /* ... and 10 per second are always allowed */
+#define BACKOFF_BASE_MS 10    /* n-th retry with back-off: random(0, min(10 ms * 2^n, 1 s)) */
 #define BACKOFF_MAX_MS 1000
 #define DEADLINE_MAX_MS (24LL * 3600 * 1000)
-#define MSD_WAIT_MAX_MS 1000   /* while msd is unreachable, ask again at least this often */
+#define MSD_WAIT_MAX_MS 1000 /* while msd is unreachable, ask again at least this often */
 
 /* ---- process-wide state --------------------------------------------------------------- */
 
@@ -79,8 +92,8 @@ static struct client {
     int norch;
     _Atomic int orch_cur;  /* the orchestrator that answered last */
     _Atomic int orch_seen; /* some orchestrator answered once: worth waiting for again */
-    char *token;          /* call token; NULL: none */
-    char build[65];       /* SHA-256 of our executable; "" if unknown */
+    char *token;           /* call token; NULL: none */
+    char build[65];        /* SHA-256 of our executable; "" if unknown */
     char exe[PATH_MAX];
     char state[PATH_MAX]; /* msd's state dir (unix socket, token files) */
     /* private msd */
@@ -353,7 +366,9 @@ locate(cstate *cs, const msi_svc *rt, int64_t deadline, int *unreachable, msi_er
         } else {
             *unreachable = 1;
             st = msi_errf(err, MS_EUNAVAILABLE, "%s: no orchestrator reachable (%s): %s", rt->name,
-                          msi_orchestrators ? msi_orchestrators : C.orch[0] ? C.orch[0] : "?",
+                          msi_orchestrators ? msi_orchestrators
+                          : C.orch[0]       ? C.orch[0]
+                                            : "?",
                           e2.msg);
         }
         json_decref(ans);
@@ -582,32 +597,28 @@ typedef enum retry_action {
     RETRY_OTHER_BACKOFF, /* it may have run, but running twice is safe: another instance,
                             after a back-off */
     RETRY_SAME,          /* it may have run: only the same instance with the same request id
-                            (its duplicate-request cache answers); not yet available */
+                            (its duplicate-request cache answers), after a back-off */
 } retry_action;
 
-/*
- * DESIGN section 4, in one place. `http` is the instance's status (0: no response), `st`
- * the transport or mapped status, `sent` whether a body byte left.
- */
-static retry_action
-decide_retry(int sent, ms_status st, long http, bool idempotent)
-{
-    if (http == 0) {
-        if (st == MS_ETIMEDOUT || st == MS_ENOMEM || st == MS_EIO)
-            return RETRY_NONE;
-        if (!sent)
-            return RETRY_OTHER_NOW;
-        return idempotent ? RETRY_OTHER_BACKOFF : RETRY_SAME;
-    }
-    switch (http) {
-    case 421: /* wrong instance */
-    case 429: /* queue full */
-    case 503: /* draining */
-        return RETRY_OTHER_NOW;
-    default: /* 200, application errors, other refusals: final */
-        return RETRY_NONE;
-    }
-}
+/* One logical call: what its attempts share. */
+typedef struct call {
+    const msi_svc *rt;
+    cstate *cs;
+    int64_t deadline; /* msi_now_ms */
+    bool idem;
+    int attempts; /* attempts sent so far (at most ATTEMPTS_MAX) */
+    int backoffs; /* retries with back-off so far */
+    int in_doubt; /* SAME: a sent attempt's outcome is unknown; only `same` may be tried */
+    inst same;
+    int waited_msd; /* the last wait was for an unreachable orchestrator */
+    tried t;
+    /* failed instances, reported to msd once the call is over (never delaying a retry) */
+    inst bad[ATTEMPTS_MAX];
+    char bad_why[ATTEMPTS_MAX][160];
+    int nbad;
+    char why[MSI_ERR_MAX]; /* the detail of the outcome so far */
+    int app_code;
+} call;
 
 /* snprintf for messages, where truncation is fine. */
 static void say(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -621,15 +632,199 @@ say(char *buf, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
+/* `n` random lowercase hex digits (n even), never all zero. */
 static void
-make_request_id(char out[33])
+rand_hex(char *out, int n)
 {
-    uint64_t a = rng_next(), b = rng_next();
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+    do {
+        for (int i = 0; i < n; i += 16) {
+            uint64_t v = rng_next();
+            for (int k = 0; k < 16 && i + k < n; k++)
+                out[i + k] = "0123456789abcdef"[(v >> (4 * k)) & 15];
+        }
+        out[n] = '\0';
+    } while (strspn(out, "0") == (size_t)n);
 }
 
+/* An attempt failed because of the instance: skip it for a while, and report it to msd
+ * once the call is over if this client did not know already. */
+static void
+instance_failed(call *c, const inst *in, const char *why)
+{
+    if (note_instance(c->cs, in, 1, 0) && c->nbad < ATTEMPTS_MAX) {
+        c->bad[c->nbad] = *in;
+        say(c->bad_why[c->nbad], sizeof c->bad_why[0], "%s", why);
+        c->nbad++;
+    }
+}
+
+/*
+ * An instance for the next attempt (not in SAME): from the list, re-located when it is old;
+ * when the list offers nothing usable, from msd, which holds the lookup until an instance is
+ * ready ("no ready instance" is not a failed attempt: this waits, bounded by the deadline).
+ * While no orchestrator answers, the instances already known are used, skipped or not, and
+ * with none known the lookup is tried again until the deadline if an orchestrator answered
+ * before (a restart of msd), else the call fails at once (a wrong MS_ORCHESTRATOR).
+ * MS_OK, or the status that ends the call (c->why says why).
+ */
+static ms_status
+next_instance(call *c, inst *out, int *again)
+{
+    int relocates = 0;
+    c->waited_msd = 0;
+    for (;;) {
+        if (msi_now_ms() >= c->deadline) {
+            if (!c->waited_msd)
+                say(c->why, sizeof c->why, "%s: no usable instance before the deadline",
+                    c->rt->name);
+            return c->waited_msd ? MS_EUNAVAILABLE : MS_ETIMEDOUT;
+        }
+        int unreachable = 0;
+        msi_err err = {{0}};
+        ms_status lst = ensure_list(c->cs, c->rt, c->deadline, relocates > 0, &unreachable, &err);
+        if (lst != MS_OK) {
+            if (!unreachable || !C.orch_seen) {
+                say(c->why, sizeof c->why, "%s", err.msg);
+                return lst;
+            }
+            c->waited_msd = 1;
+            say(c->why, sizeof c->why, "%s", err.msg);
+        }
+        if (pick(c->cs, &c->t, relocates >= 3 || lst != MS_OK, out, again))
+            return MS_OK;
+        if (relocates++ || lst != MS_OK) {
+            int64_t wait = relocates < 8 ? 10LL << relocates : MSD_WAIT_MAX_MS;
+            sleep_within(jitter(wait < MSD_WAIT_MAX_MS ? wait : MSD_WAIT_MAX_MS, 50), c->deadline);
+        }
+    }
+}
+
+/*
+ * After a failed attempt on `in`: what it says about the instance, and what the call does
+ * next (DESIGN section 4). `st` is the transport's status or the one the instance answered,
+ * `http` its HTTP status (0: no answer), `adl` the attempt's own deadline. May turn *st into
+ * the call's final status.
+ */
+static retry_action
+after_failure(call *c, const inst *in, ms_status *st, long http, const msi_httpc_resp *rs,
+              int64_t adl, const char *text)
+{
+    const char *name = c->rt->name;
+    if (http) {
+        switch (http) {
+        case 421: /* another instance (or epoch) at that address now */
+            note_instance(c->cs, in, 1, 1);
+            if (c->in_doubt)
+                break; /* the instance that had the request is gone */
+            return RETRY_OTHER_NOW;
+        case 429: /* queue full, or */
+        case 503: /* draining, or its duplicate-request cache is full: it did not run this */
+            if (c->in_doubt)
+                return RETRY_SAME;
+            note_instance(c->cs, in, http == 503, http == 503);
+            return RETRY_OTHER_NOW;
+        case 504: /* the instance could not start it before the attempt's deadline */
+            if (c->in_doubt)
+                break;
+            if (c->idem && adl < c->deadline && msi_now_ms() < c->deadline)
+                return RETRY_OTHER_NOW;
+            return RETRY_NONE;
+        default: /* a result (ms_fail, 500), or a refusal that another attempt would repeat */
+            return RETRY_NONE;
+        }
+        *st = MS_EINDOUBT;
+        say(c->why, sizeof c->why,
+            "%s: instance %s.%lld at %s, which received the request, is gone (%s): the call "
+            "may or may not have run",
+            name, in->id, in->epoch, in->addr, text);
+        return RETRY_NONE;
+    }
+    switch (*st) {
+    case MS_ENOMEM:
+    case MS_EIO: /* a problem here, not there */
+        if (c->in_doubt)
+            *st = MS_EINDOUBT;
+        return RETRY_NONE;
+    case MS_ETIMEDOUT:
+        if (msi_now_ms() < c->deadline && (!rs->sent || adl < c->deadline)) {
+            /* Time is left, and either the connection could not be made in time (nothing was
+             * sent) or an idempotent attempt used up its share: the instance is unreachable,
+             * hung or slow; another one may do better. */
+            instance_failed(c, in, text);
+            if (c->in_doubt) {
+                *st = MS_EINDOUBT;
+                say(c->why, sizeof c->why,
+                    "%s: instance %s.%lld at %s lost the connection after receiving the "
+                    "request and cannot be reached again (%s): the call may or may not have run",
+                    name, in->id, in->epoch, in->addr, text);
+                return RETRY_NONE;
+            }
+            return rs->sent ? RETRY_OTHER_BACKOFF : RETRY_OTHER_NOW;
+        }
+        if (c->in_doubt) {
+            *st = MS_EINDOUBT;
+            say(c->why, sizeof c->why,
+                "%s: instance %s.%lld at %s: lost the connection after sending the request and "
+                "could not learn the outcome before the deadline: the call may or may not have "
+                "run",
+                name, in->id, in->epoch, in->addr);
+        } else if (rs->sent && !c->idem) {
+            say(c->why, sizeof c->why,
+                "%s: instance %s.%lld at %s: no answer before the deadline; the request was "
+                "sent: it may have run (%s)",
+                name, in->id, in->epoch, in->addr, text);
+        }
+        return RETRY_NONE;
+    case MS_EUNAVAILABLE: /* no connection: nothing was sent */
+        instance_failed(c, in, text);
+        if (c->in_doubt) {
+            *st = MS_EINDOUBT;
+            say(c->why, sizeof c->why,
+                "%s: instance %s.%lld at %s lost the connection after receiving the request and "
+                "is now gone (%s): the call may or may not have run",
+                name, in->id, in->epoch, in->addr, text);
+            return RETRY_NONE;
+        }
+        return RETRY_OTHER_NOW;
+    default: /* sent, and the connection failed before an answer: it may have run */
+        instance_failed(c, in, text);
+        if (c->idem)
+            return RETRY_OTHER_BACKOFF;
+        *st = MS_EINDOUBT;
+        if (!c->in_doubt) {
+            c->in_doubt = 1;
+            c->same = *in;
+        }
+        say(c->why, sizeof c->why,
+            "%s: instance %s.%lld at %s: %s; the call may or may not have run", name, in->id,
+            in->epoch, in->addr, text);
+        return RETRY_SAME;
+    }
+}
+
+/*
+ * One call, DESIGN section 4:
+ *
+ *   PICK --nothing usable--> wait on msd (next_instance; not an attempt) --> PICK
+ *   PICK --an instance--> SEND: attempt n <= ATTEMPTS_MAX, with the same request id each
+ *        time; an idempotent attempt may use half the time left (the last one all of it);
+ *        Ms-Deadline-Ms says how much
+ *   SEND --200--> done                --500 (ms_fail), 4xx, other 5xx--> done (never retried)
+ *        --not sent (no connection), or refused before running (421, 429, 503; 504 with time
+ *          left, idempotent)--> PICK another instance, at once         (RETRY_OTHER_NOW)
+ *        --sent, no answer, idempotent--> back-off, PICK another      (RETRY_OTHER_BACKOFF)
+ *        --sent, no answer, not idempotent--> back-off, SEND to the same instance and epoch
+ *          (SAME: its duplicate-request cache answers with the first attempt's reply, or runs
+ *          it if it never arrived)                                           (RETRY_SAME)
+ *   SAME --200, 500--> done   --429, 503, connection lost again--> back-off, SAME
+ *        --instance gone (no connection, 421), attempts or deadline used up--> MS_EINDOUBT
+ *
+ * Each retry takes one from the service's retry budget; when it is spent the call ends with
+ * its last failure. Back-off before the n-th retry that has one: random(0, min(10 ms * 2^n,
+ * 1 s)), never past the deadline. (after_failure decides each arrow out of SEND and SAME.)
+ */
 ms_status
-msi_call_remote(ms__service *svc, void *args, void *result)
+msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
 {
     msi_svc *rt = msi_svc_of(svc);
     if (!rt)
@@ -639,15 +834,25 @@ msi_call_remote(ms__service *svc, void *args, void *result)
                              "%s: the client is not running (ms_init not "
                              "called, or ms_shutdown already called)",
                              rt->name);
-    cstate *cs = cstate_of(rt);
-    if (!cs)
+    call c;
+    memset(&c, 0, sizeof c);
+    c.rt = rt;
+    c.cs = cstate_of(rt);
+    if (!c.cs)
         return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
+    c.idem = rt->opts.idempotent;
 
+    /* The deadline: this call's timeout, within what is left of the enclosing call's. */
     int64_t now = msi_now_ms();
-    int64_t deadline = now + (rt->opts.timeout_ms > 0 ? rt->opts.timeout_ms : 10000);
-    if (msi_cur_ctx && msi_cur_ctx->deadline_ms < deadline)
-        deadline = msi_cur_ctx->deadline_ms;
-    if (deadline <= now)
+    int64_t budget = timeout_ms > 0            ? timeout_ms
+                     : rt->opts.timeout_ms > 0 ? rt->opts.timeout_ms
+                                               : 10000;
+    if (budget > DEADLINE_MAX_MS)
+        budget = DEADLINE_MAX_MS;
+    c.deadline = now + budget;
+    if (msi_cur_ctx && msi_cur_ctx->deadline_ms < c.deadline)
+        c.deadline = msi_cur_ctx->deadline_ms;
+    if (c.deadline <= now)
         return msi_set_error(MS_ETIMEDOUT, "%s: the enclosing call's deadline has passed",
                              rt->name);
 
@@ -657,62 +862,88 @@ msi_call_remote(ms__service *svc, void *args, void *result)
     if (st != MS_OK)
         return msi_set_error(st, "%s: %s", rt->name, err.msg);
 
-    char rid[33], rid_h[64], sig_h[48], dl_h[48];
-    make_request_id(rid);
+    /* Headers shared by the attempts: one request id, one span of the caller's trace (a new
+     * trace for an outermost call). */
+    char rid[33], span[17], trace_id[33], rid_h[64], sig_h[48], tp_h[96], dl_h[48];
+    rand_hex(rid, 32);
+    rand_hex(span, 16);
+    const msi_trace *parent = msi_cur_ctx ? msi_cur_ctx->trace : NULL;
+    if (parent)
+        memcpy(trace_id, parent->id, sizeof trace_id);
+    else
+        rand_hex(trace_id, 32);
     snprintf(rid_h, sizeof rid_h, "Ms-Request-Id: %s", rid);
     snprintf(sig_h, sizeof sig_h, "Ms-Signature: %s", rt->sig);
-    const bool idem = rt->opts.idempotent;
+    snprintf(tp_h, sizeof tp_h, "traceparent: 00-%s-%s-%s", trace_id, span,
+             parent ? parent->flags : "00");
+    budget_call(c.cs);
 
-    tried t = {0};
-    int attempts = 0, relocates = 0, app_code = 0;
     inst in;
     memset(&in, 0, sizeof in);
+    retry_action next = RETRY_OTHER_NOW;
     st = MS_EUNAVAILABLE;
-    char why[MSI_ERR_MAX] = "";
-    while (attempts < ATTEMPTS_MAX) {
-        /* 1. An instance to call. */
-        ms_status lst = ensure_list(cs, rt, deadline, 0, &err);
-        if (lst != MS_OK) {
-            st = lst;
-            say(why, sizeof why, "%s", err.msg);
-            break;
-        }
-        int again;
-        if (!pick(cs, &t, relocates >= 3, &in, &again)) {
-            /* Nothing usable (all skipped or the list empty): ask msd, which holds the
-             * lookup until an instance is ready. Not an attempt; bounded by the deadline. */
-            if (msi_now_ms() >= deadline) {
-                st = MS_ETIMEDOUT;
-                say(why, sizeof why, "%s: no usable instance before the deadline", rt->name);
+    for (;;) {
+        /* 1. The instance. */
+        if (c.in_doubt) {
+            in = c.same;
+        } else {
+            int again = 0;
+            ms_status ist = next_instance(&c, &in, &again);
+            if (ist != MS_OK) {
+                st = ist;
                 break;
             }
-            if (relocates++)
-                sleep_within(jitter(relocates < 8 ? 10 << relocates : 1000, 50), deadline);
-            lst = ensure_list(cs, rt, deadline, 1, &err);
-            if (lst != MS_OK) {
-                st = lst;
-                say(why, sizeof why, "%s", err.msg);
-                break;
-            }
-            continue;
+            if (again && c.attempts > 0 && next == RETRY_OTHER_NOW)
+                next = RETRY_OTHER_BACKOFF; /* the same instance again: never at once */
         }
-        if (again && attempts > 0) /* the same instance again: back off first */
-            sleep_within(jitter(10 << attempts, 50), deadline);
 
-        /* 2. The attempt. */
-        int64_t left = deadline - msi_now_ms();
-        if (left <= 0) {
-            st = MS_ETIMEDOUT;
-            say(why, sizeof why, "%s: deadline passed before the call was sent", rt->name);
+        /* 2. A retry: the budget, then the back-off. */
+        if (c.attempts > 0) {
+            if (!budget_retry(c.cs)) {
+                char last[MSI_ERR_MAX];
+                say(last, sizeof last, "%s", c.why);
+                say(c.why, sizeof c.why, "%s (retry budget of %s spent: no more retries)", last,
+                    rt->name);
+                if (c.in_doubt)
+                    st = MS_EINDOUBT;
+                break;
+            }
+            if (next != RETRY_OTHER_NOW) {
+                int64_t cap = BACKOFF_BASE_MS << (c.backoffs < 7 ? ++c.backoffs : 7);
+                if (cap > BACKOFF_MAX_MS)
+                    cap = BACKOFF_MAX_MS;
+                sleep_within((int64_t)(rng_next() % (uint64_t)(cap + 1)), c.deadline);
+            }
+        }
+        now = msi_now_ms();
+        if (now >= c.deadline) {
+            if (c.in_doubt) {
+                st = MS_EINDOUBT; /* c.why says why */
+            } else if (c.attempts == 0) {
+                st = MS_ETIMEDOUT;
+                say(c.why, sizeof c.why, "%s: deadline passed before the call was sent", rt->name);
+            } else {
+                char last[MSI_ERR_MAX];
+                say(last, sizeof last, "%s", c.why);
+                say(c.why, sizeof c.why, "%s: deadline passed after %d attempts; the last: %s",
+                    rt->name, c.attempts, last);
+                st = MS_ETIMEDOUT;
+            }
             break;
         }
-        snprintf(dl_h, sizeof dl_h, "Ms-Deadline-Ms: %lld", (long long)left);
-        const char *hdrs[] = {rid_h, dl_h, sig_h, in.hdr, NULL};
+
+        /* 3. The attempt. */
+        int64_t left = c.deadline - now, share = left;
+        if (c.idem && c.attempts + 1 < ATTEMPTS_MAX && left > 1)
+            share = left / 2;
+        int64_t adl = now + share;
+        snprintf(dl_h, sizeof dl_h, "Ms-Deadline-Ms: %lld", (long long)share);
+        const char *hdrs[] = {rid_h, dl_h, sig_h, tp_h, in.hdr, NULL};
         size_t blen;
         const char *body = msi_httpc_dump(jargs, &blen);
         if (!body) {
             st = MS_ENOMEM;
-            say(why, sizeof why, "%s: out of memory", rt->name);
+            say(c.why, sizeof c.why, "%s: out of memory", rt->name);
             break;
         }
         msi_httpc_req rq = {0};
@@ -721,11 +952,11 @@ msi_call_remote(ms__service *svc, void *args, void *result)
         rq.headers = hdrs;
         rq.body = body;
         rq.body_len = blen;
-        rq.deadline_ms = deadline;
-        rq.no_resend = !idem;
+        rq.deadline_ms = adl;
+        rq.no_resend = !c.idem;
         msi_httpc_resp rs;
-        attempts++;
-        mark_tried(&t, &in);
+        c.attempts++;
+        mark_tried(&c.t, &in);
         st = msi_httpc_do(&rq, &rs, &err);
         long http = st == MS_OK ? rs.status : 0;
 
@@ -733,23 +964,23 @@ msi_call_remote(ms__service *svc, void *args, void *result)
             json_t *j = msi_json_parse(rs.body, rs.len, &err);
             if (!j) {
                 st = MS_EPROTO;
-                say(why, sizeof why, "%s: instance %s.%lld at %s: bad result: %s", rt->name, in.id,
-                    in.epoch, in.addr, err.msg);
+                say(c.why, sizeof c.why, "%s: instance %s.%lld at %s: bad result: %s", rt->name,
+                    in.id, in.epoch, in.addr, err.msg);
             } else {
                 st = result ? msi_decode_result(svc, j, result, &err) : MS_OK;
                 json_decref(j);
                 if (st != MS_OK)
-                    say(why, sizeof why, "%s: instance %s.%lld at %s: result: %s", rt->name, in.id,
-                        in.epoch, in.addr, err.msg);
+                    say(c.why, sizeof c.why, "%s: instance %s.%lld at %s: result: %s", rt->name,
+                        in.id, in.epoch, in.addr, err.msg);
             }
-            note_instance(cs, &in, 0, 0);
+            note_instance(c.cs, &in, 0, 0);
             break;
         }
 
-        /* 3. A failure: what it says about the instance, then whether to go on. */
+        /* 4. A failure: what it says, and what comes next. */
         char text[MSI_ERR_MAX / 2];
         if (http) {
-            st = msi_httpc_error_status(&rs, &app_code);
+            st = msi_httpc_error_status(&rs, &c.app_code);
             if (st == MS_OK)
                 st = MS_EPROTO;
             msi_httpc_error_text(&rs, text, sizeof text);
@@ -757,42 +988,32 @@ msi_call_remote(ms__service *svc, void *args, void *result)
             say(text, sizeof text, "%s", err.msg);
         }
         if (st == MS_EAPP)
-            say(why, sizeof why, "%s: %s (instance %s.%lld)", rt->name, text, in.id, in.epoch);
+            say(c.why, sizeof c.why, "%s: %s (instance %s.%lld)", rt->name, text, in.id, in.epoch);
         else
-            say(why, sizeof why, "%s: instance %s.%lld at %s: %s", rt->name, in.id, in.epoch,
+            say(c.why, sizeof c.why, "%s: instance %s.%lld at %s: %s", rt->name, in.id, in.epoch,
                 in.addr, text);
-        if (http == 0 && st != MS_ENOMEM && st != MS_ETIMEDOUT && st != MS_EIO) {
-            /* The instance failed us (a deadline running out says more about the call). */
-            note_instance(cs, &in, 1, 0);
-            report_failure(rt, &in, text);
-        } else if (http == 421 || http == 503) {
-            note_instance(cs, &in, 1, 1); /* our list is stale */
-        }
-
-        retry_action act = decide_retry(rs.sent, st, http, idem);
-        if (act == RETRY_NONE)
+        next = after_failure(&c, &in, &st, http, &rs, adl, text);
+        if (next == RETRY_NONE)
             break;
-        if (act == RETRY_SAME) {
-            /* The duplicate-request cache that makes this safe is not there yet: the
-             * outcome is unknown and the call is never re-run elsewhere. */
-            st = MS_EINDOUBT;
-            say(why, sizeof why, "%s: instance %s.%lld at %s: %s; the call may or may not have run",
-                rt->name, in.id, in.epoch, in.addr, text);
+        if (c.attempts >= ATTEMPTS_MAX) {
+            char last[MSI_ERR_MAX];
+            say(last, sizeof last, "%s", c.why);
+            say(c.why, sizeof c.why, "%s (after %d attempts)", last, c.attempts);
+            if (c.in_doubt)
+                st = MS_EINDOUBT;
             break;
-        }
-        if (act == RETRY_OTHER_BACKOFF) {
-            int64_t cap = 10LL << attempts;
-            sleep_within((int64_t)(rng_next() % (uint64_t)(cap < 1000 ? cap : 1000)), deadline);
         }
     }
     json_decref(jargs);
+    for (int i = 0; i < c.nbad; i++)
+        report_failure(rt, &c.bad[i], c.bad_why[i]);
     if (st == MS_OK)
         return MS_OK;
-    if (!why[0])
-        say(why, sizeof why, "%s: %s", rt->name, ms_strerror(st));
-    msi_set_error(st, "%s", why);
+    if (!c.why[0])
+        say(c.why, sizeof c.why, "%s: %s", rt->name, ms_strerror(st));
+    msi_set_error(st, "%s", c.why);
     if (st == MS_EAPP)
-        msi_set_app_code(app_code);
+        msi_set_app_code(c.app_code);
     return st;
 }
 

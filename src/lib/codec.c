@@ -29,6 +29,10 @@
  *   value). {NULL, 0} encodes as "" and "" decodes to {NULL, 0}.
  * - msi_json_parse bounds nesting with a pre-scan of the text that counts '[' and '{'
  *   outside strings, before jansson (whose own limit is far larger) builds anything.
+ * - Failure messages are valid UTF-8 (msi_utf8_scrub on the way out of every public
+ *   decoder and of msi_json_parse): they quote input (a key cut at 64 bytes, jansson's
+ *   "near '...'"), and they end up in JSON error bodies, which must be UTF-8 to be built
+ *   at all. Found by tests/fuzz/fuzz_call_args.
  */
 #include "codec.h"
 
@@ -145,6 +149,31 @@ check_text(const char *s, size_t len, const char *what, msi_err *err)
     if (bad != len)
         return msi_errf(err, MS_EBADARGS, "%s: invalid UTF-8 at byte %zu", what, bad);
     return MS_OK;
+}
+
+void
+msi_utf8_scrub(char *s)
+{
+    if (!s)
+        return;
+    size_t len = strlen(s), i = 0;
+    while (i < len) {
+        size_t bad = utf8_invalid_at(s + i, len - i);
+        if (bad == len - i)
+            break;
+        s[i + bad] = '?';
+        i += bad + 1;
+    }
+}
+
+/* Makes a failure's message valid UTF-8 (it quotes input text, maybe cut mid-character)
+ * and returns st. */
+static ms_status
+scrubbed(msi_err *err, ms_status st)
+{
+    if (err && st != MS_OK)
+        msi_utf8_scrub(err->msg);
+    return st;
 }
 
 /* A malloc'd NUL-terminated copy of a JSON string, checked by check_text. */
@@ -848,7 +877,7 @@ ms_status
 msi_encode(const ms__type *t, const void *v, json_t **out, msi_err *err)
 {
     *out = NULL;
-    return encode_value(t, v, out, "value", err);
+    return scrubbed(err, encode_value(t, v, out, "value", err));
 }
 
 ms_status
@@ -864,7 +893,7 @@ msi_decode(const ms__type *t, const json_t *j, void *v, const char *what, msi_er
         ms__free_value(t, v);
         memset(v, 0, t->size);
     }
-    return st;
+    return scrubbed(err, st);
 }
 
 ms_status
@@ -882,7 +911,7 @@ msi_encode_args(const ms__service *svc, const void *args, json_t **out, msi_err 
         ms_status st = encode_value(p->type, (const char *)args + p->offset, &j, what, err);
         if (st != MS_OK) {
             json_decref(obj);
-            return st;
+            return scrubbed(err, st);
         }
         if (json_object_set_new(obj, p->name, j) != 0) {
             json_decref(obj);
@@ -911,7 +940,7 @@ msi_decode_args(const ms__service *svc, const json_t *obj, void *args, msi_err *
                         obj ? json_kind(obj) : "nothing");
     const char *extra = unknown_key(obj, svc->params, svc->nparams);
     if (extra)
-        return msi_errf(err, MS_EBADARGS, "unknown argument '%.64s'", extra);
+        return scrubbed(err, msi_errf(err, MS_EBADARGS, "unknown argument '%.64s'", extra));
     ms_status st = MS_OK;
     for (unsigned i = 0; i < svc->nparams && st == MS_OK; i++) {
         const ms__field *p = &svc->params[i];
@@ -928,7 +957,7 @@ msi_decode_args(const ms__service *svc, const json_t *obj, void *args, msi_err *
         msi_free_args(svc, args);
         memset(args, 0, svc->args_size);
     }
-    return st;
+    return scrubbed(err, st);
 }
 
 ms_status
@@ -943,7 +972,7 @@ msi_encode_result(const ms__service *svc, const void *result, json_t **out, msi_
             return msi_errf(err, MS_EINVAL, "result: no value to encode");
         ms_status st = encode_value(svc->result, result, &v, "result", err);
         if (st != MS_OK)
-            return st;
+            return scrubbed(err, st);
     }
     json_t *obj = json_object();
     if (!obj || json_object_set_new(obj, "result", v) != 0) {
@@ -966,7 +995,7 @@ msi_decode_result(const ms__service *svc, const json_t *obj, void *result, msi_e
     static const ms__field result_field[] = {{"result", 0, NULL}};
     const char *extra = unknown_key(obj, result_field, 1);
     if (extra)
-        return msi_errf(err, MS_EPROTO, "response: unexpected key '%.64s'", extra);
+        return scrubbed(err, msi_errf(err, MS_EPROTO, "response: unexpected key '%.64s'", extra));
     const json_t *j = json_object_get(obj, "result");
     if (!j)
         return msi_errf(err, MS_EPROTO, "response: missing \"result\"");
@@ -1036,7 +1065,7 @@ msi_json_parse(const char *text, size_t len, msi_err *err)
     json_error_t je;
     json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
     if (!j)
-        msi_errf(err, MS_EBADARGS, "invalid JSON: %s at line %d, column %d (byte %d)", je.text,
-                 je.line, je.column, je.position);
+        scrubbed(err, msi_errf(err, MS_EBADARGS, "invalid JSON: %s at line %d, column %d (byte %d)",
+                               je.text, je.line, je.column, je.position));
     return j;
 }

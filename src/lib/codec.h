@@ -50,6 +50,12 @@ ms_status msi_encode_result(const ms__service *svc, const void *result, json_t *
 ms_status msi_decode_result(const ms__service *svc, const json_t *obj, void *result,
                             msi_err *err);
 
+/* Replaces, in place, every byte of s that is not part of valid UTF-8 with '?' (a
+ * sequence cut short by truncation included), so that s can go into a JSON string. The
+ * decoders' and msi_json_parse's messages are already scrubbed; use it on any message that
+ * quotes request text (a URL, a header) before replying with it. Accepts NULL. */
+void msi_utf8_scrub(char *s);
+
 /* Maximum nesting depth of JSON accepted anywhere (arguments, API bodies). */
 #define MSI_JSON_MAX_DEPTH 64
 

@@ -12,10 +12,12 @@
  *   heartbeats; the main thread (the one that called ms_init) waits for the end and
  *   carries out the drain.
  * - Pre-execution checks run in the call route's early hook, before the body is read:
- *   401 credentials, 503 draining, 421 instance, 404 service, 412 signature, 504 deadline.
- *   Then the body: 413 (http.c), 400 bad JSON or arguments (naming the argument), 429 queue
- *   full, 504 deadline passed while queued. Only then the function runs: 200, or 500 after
- *   ms_fail (with "app_code").
+ *   401 credentials, 503 draining, 421 instance, 404 service, 412 signature, 400 malformed
+ *   Ms-Request-Id or Ms-Deadline-Ms, 504 deadline. Then the body: 413 (http.c); for a
+ *   service that is not idempotent the duplicate-request cache (a kept reply, 422 same id
+ *   with another body, 503 cache full, 504 while waiting for the first attempt); 400 bad
+ *   JSON or arguments (naming the argument), 429 queue full, 504 deadline passed while
+ *   queued. Only then the function runs: 200, or 500 after ms_fail (with "app_code").
  * - Demand: `level` = calls running + calls queued, integrated over time (level_us); a
  *   heartbeat reports the increase since the previous one divided by wall time and
  *   concurrency, which is DESIGN section 5's busy fraction (it can exceed 1 when calls
@@ -634,8 +636,7 @@ call_early(msi_http_req *r, void *arg)
     }
     const char *rid = msi_http_header(r, "Ms-Request-Id");
     if (rid && !rid_ok(rid)) {
-        call_refuse(r, MS_EBADARGS, "bad Ms-Request-Id header: 1 to %d of [A-Za-z0-9._-]",
-                    RID_MAX);
+        call_refuse(r, MS_EBADARGS, "bad Ms-Request-Id header: 1 to %d of [A-Za-z0-9._-]", RID_MAX);
         return;
     }
     int64_t dl = request_deadline(r);
@@ -735,8 +736,8 @@ call_handler(msi_http_req *r, void *arg)
             break;
         case DD_CACHED:
             H.dd_hits++;
-            msi_log(3, "call %s request %s: answered from the duplicate-request cache",
-                    H.service, rid);
+            msi_log(3, "call %s request %s: answered from the duplicate-request cache", H.service,
+                    rid);
             closing(r);
             msi_http_reply(r, cstatus, "application/json", cached, clen);
             free(cached);
@@ -818,7 +819,7 @@ call_handler(msi_http_req *r, void *arg)
     if (rsize)
         ms__free_value(svc->result, res);
     if (st != MS_OK) {
-        char msg[MSI_ERR_MAX];
+        char msg[MSI_ERR_MAX + MSI_NAME_MAX + 16];
         snprintf(msg, sizeof msg, "%s: result: %s", H.service, err.msg);
         H.errors++;
         reply_kept(r, 500, error_body(st, NULL, msg), &dd);
@@ -931,8 +932,8 @@ metrics_handler(msi_http_req *r, void *arg)
         "# HELP ms_dedupe_full_total Calls refused because the cache was full.\n"
         "# TYPE ms_dedupe_full_total counter\nms_dedupe_full_total{service=\"%s\"} %llu\n",
         s, (unsigned long long)H.calls, s, (unsigned long long)H.errors, s, inflight, s, queued, s,
-        busy, s, busy_total_s, s, cpu_seconds(), s, dd_entries, s,
-        (unsigned long long)H.dd_hits, s, (unsigned long long)H.dd_full);
+        busy, s, busy_total_s, s, cpu_seconds(), s, dd_entries, s, (unsigned long long)H.dd_hits, s,
+        (unsigned long long)H.dd_full);
     if (n < 0 || (size_t)n >= sizeof text)
         n = (int)strlen(text);
     msi_http_reply(r, 200, "text/plain; version=0.0.4", text, (size_t)n);

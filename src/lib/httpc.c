@@ -228,14 +228,6 @@ classify(CURLcode cc, const handle *h, const msi_httpc_req *req, msi_err *err)
         return MS_OK;
     case CURLE_OPERATION_TIMEDOUT:
         return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed (%s)", req->url, what);
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return msi_errf(err, MS_EUNAVAILABLE, "%s: %s", req->url, what);
-    case CURLE_SEND_FAIL_REWIND:
-        return msi_errf(err, MS_EINDOUBT,
-                        "%s: connection lost after the request was sent; not resent (%s)", req->url,
-                        what);
     case CURLE_OUT_OF_MEMORY:
         return msi_errf(err, MS_ENOMEM, "%s: out of memory", req->url);
     case CURLE_URL_MALFORMAT:
@@ -248,9 +240,17 @@ classify(CURLcode cc, const handle *h, const msi_httpc_req *req, msi_err *err)
     default:
         break;
     }
+    /* Once a body byte has left, whatever libcurl did next (it retries a request whose
+     * reused connection died, on a new connection, which may then be refused) the request
+     * may have been received. */
+    if (h->sent && cc == CURLE_SEND_FAIL_REWIND)
+        return msi_errf(err, MS_EINDOUBT,
+                        "%s: connection lost after the request was sent; not resent (%s)", req->url,
+                        what);
     if (h->sent)
         return msi_errf(err, MS_EINDOUBT, "%s: connection failed after the request was sent (%s)",
                         req->url, what);
+    /* Nothing left: no connection (refused, unreachable), or it failed before the body. */
     return msi_errf(err, MS_EUNAVAILABLE, "%s: %s", req->url, what);
 }
 

@@ -59,9 +59,11 @@ typedef struct msi_httpc_resp {
  * Performs one request on the calling thread's handle. Returns MS_OK when a response came
  * (whatever its HTTP status: see resp.status), else:
  *   MS_ETIMEDOUT     the deadline passed (before sending, or while waiting),
- *   MS_EUNAVAILABLE  no connection (refused, unreachable, bad unix path): nothing was sent,
- *   MS_EINDOUBT      the connection failed after body bytes left (resp.sent), or a resend
- *                    was refused,
+ *   MS_EUNAVAILABLE  no body byte left: no connection (refused, unreachable, bad unix
+ *                    path), or it failed before the body,
+ *   MS_EINDOUBT      the connection failed after body bytes left (resp.sent), whatever
+ *                    libcurl tried next (a resend it was refused, or a new connection that
+ *                    was refused),
  *   MS_EIO           anything else (out of memory, bad URL),
  * with err filled. Any thread.
  */

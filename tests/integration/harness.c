@@ -6,6 +6,7 @@
 #include "httpc.h"
 #include "msi.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -693,4 +694,36 @@ h_deploy(h_msd *m, const char *path, json_t **reply)
         *reply = json_incref(r.json);
     h_resp_free(&r);
     return status;
+}
+
+int
+h_instance_procs(h_msd *m, pid_t *pids, int max)
+{
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s/bin/", m->state);
+    size_t plen = strlen(prefix);
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        char link[64], exe[512];
+        snprintf(link, sizeof link, "/proc/%ld/exe", pid);
+        ssize_t k = readlink(link, exe, sizeof exe - 1);
+        if (k <= 0)
+            continue; /* gone, a zombie, or not ours to look at */
+        exe[k] = '\0';
+        if (strncmp(exe, prefix, plen) != 0 || !h_alive((pid_t)pid))
+            continue;
+        if (pids && n < max)
+            pids[n] = (pid_t)pid;
+        n++;
+    }
+    closedir(d);
+    return n;
 }

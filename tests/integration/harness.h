@@ -97,6 +97,11 @@ int h_alive(pid_t pid);
 /* Waits until pid is gone; 0 or -1. */
 int h_wait_gone(pid_t pid, int timeout_ms);
 
+/* Processes running a binary deployed to m (their /proc/<pid>/exe is under <state>/bin/),
+ * whoever their parent is: the instances, seen by the kernel rather than by msd. Fills
+ * pids[0..max-1] when pids is not NULL; returns how many there are. */
+int h_instance_procs(h_msd *m, pid_t *pids, int max);
+
 /* Deploys an executable through the API (admin token); returns the HTTP status. */
 long h_deploy(h_msd *m, const char *path, json_t **reply);
 

@@ -5,7 +5,10 @@
  * msd hands it over), MS_ORCHESTRATOR pointing at a small heartbeat listener that runs in
  * the driver, and checks what the instance answers: calls, 400 naming the argument, 401,
  * 404, 412, 413, 421, 429, 500 with app_code, 504, health while every slot is busy,
- * heartbeats, 410 and orphan exit, drain by SIGTERM and by POST /v1/drain, MS_DESCRIBE.
+ * heartbeats, 410 and orphan exit, drain by SIGTERM and by POST /v1/drain, MS_DESCRIBE;
+ * the duplicate-request cache (a retry answered without running, 422 for another body, a
+ * duplicate waiting for the first attempt, 503 when full, expiry, none for idempotent
+ * services), the trace context and deadline a body sees.
  *
  * Clean-up: every instance gets PR_SET_PDEATHSIG=SIGKILL (it dies with the driver), is
  * recorded, and is killed and reaped by the teardown of its test, also when an assertion
@@ -73,6 +76,27 @@ MS_SERVICE(char *, env_of, (const char *, name))
     const char *v = getenv(name);
     return strdup(v ? v : "");
 }
+
+/* Not idempotent: counts its executions (per instance process), after sleeping `ms`. */
+static _Atomic long bumps;
+MS_SERVICE(int64_t, bump, (int, ms))
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    if (ms > 0)
+        nanosleep(&ts, NULL);
+    return ++bumps;
+}
+
+/* What a body sees of its call: the trace id and the deadline. */
+MS_SERVICE(char *, call_info)
+{
+    char buf[96];
+    snprintf(buf, sizeof buf, "%s %lld",
+             msi_cur_ctx && msi_cur_ctx->trace ? msi_cur_ctx->trace->id : "-",
+             (long long)ms_deadline_left_ms());
+    return strdup(buf);
+}
+MS_OPTIONS(call_info, .idempotent = true)
 
 /* ---- the heartbeat listener (a stand-in for msd's heartbeat endpoint) ---- */
 
@@ -374,20 +398,23 @@ sig_of(const char *name)
     return msi_svc_of(s)->sig;
 }
 
-/* Headers of a well-formed call to `name`. */
+/* Headers of a well-formed call to `name`, with a request id of its own. */
 typedef struct call_hdrs {
     char sig[64];
+    char rid[64];
     char *list[8];
 } call_hdrs;
 
 static const char *const *
 good_headers(call_hdrs *h, const char *name)
 {
+    static _Atomic unsigned long seq;
     snprintf(h->sig, sizeof h->sig, "Ms-Signature: %s", sig_of(name));
+    snprintf(h->rid, sizeof h->rid, "Ms-Request-Id: test-%ld-%lu", (long)getpid(), ++seq);
     h->list[0] = (char *)"Authorization: Bearer " CALL_TOKEN;
     h->list[1] = h->sig;
     h->list[2] = (char *)"Ms-Instance: i-1.1";
-    h->list[3] = (char *)"Ms-Request-Id: 0123456789abcdef";
+    h->list[3] = h->rid;
     h->list[4] = NULL;
     return (const char *const *)h->list;
 }
@@ -802,7 +829,7 @@ test_host_describe(void **state)
     assert_non_null(j);
     assert_int_equal(json_integer_value(json_object_get(j, "ms")), 1);
     json_t *list = json_object_get(j, "services");
-    assert_int_equal(json_array_size(list), 5);
+    assert_int_equal(json_array_size(list), 7);
     int seen = 0;
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *s = json_array_get(list, i);
@@ -821,6 +848,237 @@ test_host_describe(void **state)
     }
     assert_int_equal(seen, 1);
     json_decref(j);
+}
+
+/* ---- the duplicate-request cache, trace context, deadlines ---- */
+
+/* POST /v1/call/<service> with a given request id and extra headers; the status, *out the
+ * parsed body, *retry_after the Retry-After seconds (-1: none). */
+static long
+call_rid(fixture *f, const char *service, const char *body, const char *rid, const char *extra,
+         json_t **out, int *retry_after)
+{
+    char url[256], rid_h[160];
+    snprintf(url, sizeof url, "%s/v1/call/%s", f->base, service);
+    snprintf(rid_h, sizeof rid_h, "Ms-Request-Id: %s", rid);
+    const char *hdrs[] = {"Authorization: Bearer " CALL_TOKEN, rid_h, extra, NULL};
+    msi_httpc_req rq = {0};
+    rq.url = url;
+    rq.headers = hdrs;
+    rq.body = body;
+    rq.body_len = strlen(body);
+    rq.deadline_ms = msi_now_ms() + 10000;
+    msi_httpc_resp rs;
+    msi_err err = {{0}};
+    ms_status st = msi_httpc_do(&rq, &rs, &err);
+    if (st != MS_OK)
+        fprintf(stderr, "call %s: %s\n", service, err.msg);
+    assert_int_equal(st, MS_OK);
+    if (out) {
+        msi_err perr;
+        *out = rs.len ? msi_json_parse(rs.body, rs.len, &perr) : NULL;
+    }
+    if (retry_after)
+        *retry_after = rs.retry_after_s;
+    return rs.status;
+}
+
+static long long
+result_of(json_t *j)
+{
+    long long v = json_integer_value(json_object_get(j, "result"));
+    json_decref(j);
+    return v;
+}
+
+/* A retry (same id, same body) gets the first reply; the function ran once. */
+static void
+test_host_dedupe_same_id(void **state)
+{
+    fixture *f = *state;
+    spawn(f, "bump", NULL);
+    wait_ready(f);
+    json_t *j;
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":0}", "r-1", NULL, &j, NULL), 200);
+    assert_int_equal(result_of(j), 1);
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":0}", "r-1", NULL, &j, NULL), 200);
+    assert_int_equal(result_of(j), 1);
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":0}", "r-2", NULL, &j, NULL), 200);
+    assert_int_equal(result_of(j), 2);
+    wait_metric(f, "ms_dedupe_hits_total{service=\"bump\"} 1");
+    wait_metric(f, "ms_calls_total{service=\"bump\"} 2");
+    wait_metric(f, "ms_dedupe_entries{service=\"bump\"} 2");
+    /* Same id, another body: 422, and nothing ran. */
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":1}", "r-1", NULL, &j, NULL), 422);
+    assert_string_equal(err_code(j), "MS_EREUSED");
+    json_decref(j);
+    /* A malformed request id is refused before anything. */
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":0}", "bad id!", NULL, &j, NULL), 400);
+    json_decref(j);
+    wait_metric(f, "ms_calls_total{service=\"bump\"} 2");
+}
+
+/* An application error is a reply like any other: kept, and not run again. */
+static void
+test_host_dedupe_app_error(void **state)
+{
+    fixture *f = *state;
+    spawn(f, "fails", NULL);
+    wait_ready(f);
+    for (int i = 0; i < 2; i++) {
+        json_t *j;
+        assert_int_equal(call_rid(f, "fails", "{\"code\":7}", "e-1", NULL, &j, NULL), 500);
+        assert_string_equal(err_code(j), "MS_EAPP");
+        assert_int_equal(
+            json_integer_value(json_object_get(json_object_get(j, "error"), "app_code")), 7);
+        json_decref(j);
+    }
+    wait_metric(f, "ms_calls_total{service=\"fails\"} 1");
+    wait_metric(f, "ms_dedupe_hits_total{service=\"fails\"} 1");
+}
+
+typedef struct dup_call {
+    fixture *f;
+    const char *rid;
+    long status;
+    long long result;
+    pthread_t t;
+} dup_call;
+
+static void *
+dup_main(void *arg)
+{
+    dup_call *c = arg;
+    json_t *j = NULL;
+    c->status = call_rid(c->f, "bump", "{\"ms\":600}", c->rid, NULL, &j, NULL);
+    c->result = result_of(j);
+    msi_httpc_thread_release();
+    return NULL;
+}
+
+/* A duplicate that arrives while the first attempt runs waits for it and gets its reply. */
+static void
+test_host_dedupe_waits_for_first(void **state)
+{
+    fixture *f = *state;
+    spawn(f, "bump", NULL);
+    wait_ready(f);
+    dup_call a = {f, "same", 0, 0, 0}, b = {f, "same", 0, 0, 0};
+    assert_int_equal(pthread_create(&a.t, NULL, dup_main, &a), 0);
+    wait_metric(f, "ms_inflight{service=\"bump\"} 1");
+    assert_int_equal(pthread_create(&b.t, NULL, dup_main, &b), 0);
+    pthread_join(a.t, NULL);
+    pthread_join(b.t, NULL);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(b.status, 200);
+    assert_int_equal(a.result, 1);
+    assert_int_equal(b.result, 1);
+    wait_metric(f, "ms_calls_total{service=\"bump\"} 1");
+    /* The duplicate waited on the cache, not in the slot queue. */
+    wait_metric(f, "ms_dedupe_hits_total{service=\"bump\"} 1");
+}
+
+/* Bounded: when full, new calls get 503 with Retry-After while live entries still answer;
+ * an entry goes once its call's deadline + 1 s has passed. */
+static void
+test_host_dedupe_full(void **state)
+{
+    fixture *f = *state;
+    const char *env[] = {"MS_DEDUPE_MAX_ENTRIES=2", NULL};
+    spawn(f, "bump", env);
+    wait_ready(f);
+    json_t *j;
+    int ra = -1;
+    const char *short_dl = "Ms-Deadline-Ms: 300";
+    int64_t t0 = msi_now_ms();
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":0}", "a", short_dl, &j, NULL), 200);
+    assert_int_equal(result_of(j), 1);
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":0}", "b", short_dl, &j, NULL), 200);
+    assert_int_equal(result_of(j), 2);
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":0}", "c", short_dl, &j, &ra), 503);
+    assert_string_equal(err_code(j), "MS_EOVERLOADED");
+    json_decref(j);
+    assert_int_equal(ra, 1);
+    /* A retry of a kept call is still answered. */
+    assert_int_equal(call_rid(f, "bump", "{\"ms\":0}", "a", short_dl, &j, NULL), 200);
+    assert_int_equal(result_of(j), 1);
+    /* Room again once the first entries are over (300 ms + 1 s after they arrived). */
+    long st;
+    while ((st = call_rid(f, "bump", "{\"ms\":0}", "c", short_dl, &j, NULL)) == 503) {
+        json_decref(j);
+        assert_true(msi_now_ms() - t0 < 5000);
+        usleep(20 * 1000);
+    }
+    assert_int_equal(st, 200);
+    assert_int_equal(result_of(j), 3);
+    assert_true(msi_now_ms() - t0 >= 1250);
+    /* "a" is forgotten by now: the same id runs again. */
+    while ((st = call_rid(f, "bump", "{\"ms\":0}", "a", short_dl, &j, NULL)) == 503) {
+        json_decref(j);
+        assert_true(msi_now_ms() - t0 < 5000);
+        usleep(20 * 1000);
+    }
+    assert_int_equal(st, 200);
+    assert_int_equal(result_of(j), 4);
+}
+
+/* An idempotent service keeps no cache: the same id with another body just runs. */
+static void
+test_host_idempotent_not_cached(void **state)
+{
+    fixture *f = *state;
+    spawn(f, "add", NULL);
+    wait_ready(f);
+    json_t *j;
+    assert_int_equal(call_rid(f, "add", "{\"a\":1,\"b\":2}", "x", NULL, &j, NULL), 200);
+    assert_int_equal(result_of(j), 3);
+    assert_int_equal(call_rid(f, "add", "{\"a\":2,\"b\":2}", "x", NULL, &j, NULL), 200);
+    assert_int_equal(result_of(j), 4);
+}
+
+/* The body sees the caller's trace id (a valid traceparent) and its deadline budget. */
+static void
+test_host_trace_and_deadline(void **state)
+{
+    fixture *f = *state;
+    spawn(f, "call_info", NULL);
+    wait_ready(f);
+    static const char tid[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const char *cases[][2] = {
+        {"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tid},
+        {"traceparent: 01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later", tid},
+        {"traceparent: 00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "-"},
+        {"traceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01", "-"},
+        {"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "-"},
+        {"traceparent: ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "-"},
+        {"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", "-"},
+        {"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e47", "-"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *j;
+        char rid[32];
+        snprintf(rid, sizeof rid, "t%zu", i);
+        assert_int_equal(call_rid(f, "call_info", "{}", rid, cases[i][0], &j, NULL), 200);
+        char id[64];
+        long long left = -1;
+        assert_int_equal(
+            sscanf(json_string_value(json_object_get(j, "result")), "%63s %lld", id, &left), 2);
+        json_decref(j);
+        assert_string_equal(id, cases[i][1]);
+        assert_true(left > 9000 && left <= 10000); /* no Ms-Deadline-Ms: timeout_ms */
+    }
+    /* Ms-Deadline-Ms is the budget the body sees; an absurd one is clamped to a day. */
+    const char *dls[][2] = {{"Ms-Deadline-Ms: 2500", "2500"},
+                            {"Ms-Deadline-Ms: 9223372036854775807", "86400000"}};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *j;
+        assert_int_equal(call_rid(f, "call_info", "{}", "d", dls[i][0], &j, NULL), 200);
+        long long left = -1, want = atoll(dls[i][1]);
+        assert_int_equal(sscanf(json_string_value(json_object_get(j, "result")), "%*s %lld", &left),
+                         1);
+        json_decref(j);
+        assert_true(left > want - 1000 && left <= want);
+    }
 }
 
 int
@@ -850,6 +1108,12 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_host_sigterm_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_drain_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_describe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_dedupe_same_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_dedupe_app_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_dedupe_waits_for_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_dedupe_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_idempotent_not_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_trace_and_deadline, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ms_shutdown();

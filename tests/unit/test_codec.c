@@ -1001,6 +1001,45 @@ test_codec_parse_rejects_duplicates_and_garbage(void **state)
     json_decref(j);
 }
 
+/* Failure messages quote input; they must stay valid UTF-8 (they go into JSON error bodies)
+ * even when the quote is cut mid-character or the input is not UTF-8 at all. Regression
+ * seeds of tests/fuzz found both. */
+static void
+test_codec_messages_are_utf8(void **state)
+{
+    (void)state;
+    char s[] = "ok \xc3\xa9 cut \xc3";
+    msi_utf8_scrub(s);
+    assert_string_equal(s, "ok \xc3\xa9 cut ?");
+    char t[] = "\xff\xfe\xed\xa0\x80 \xf0\x9f\x98\x80";
+    msi_utf8_scrub(t);
+    assert_string_equal(t, "????? \xf0\x9f\x98\x80");
+    msi_utf8_scrub(NULL);
+
+    /* "unknown argument '%.64s'" cuts an "\u00e9" in two. */
+    msi_err err = {{0}};
+    char body[256] = "{\"x";
+    for (int i = 0; i < 40; i++)
+        strcat(body, "\xc3\xa9");
+    strcat(body, "\":1}");
+    json_t *j = msi_json_parse(body, strlen(body), &err);
+    assert_non_null(j);
+    struct ms__args_add a;
+    assert_int_equal(msi_decode_args(&ms__svc_add, j, &a, &err), MS_EBADARGS);
+    json_decref(j);
+    assert_non_null(strstr(err.msg, "unknown argument"));
+    json_t *m = json_string(err.msg); /* NULL unless valid UTF-8 */
+    assert_non_null(m);
+    json_decref(m);
+
+    /* jansson's "near '...'" quotes the input up to a bad byte. */
+    const char *bad = "{\"result\":\"h\\u00e\xc7\x81\"}";
+    assert_null(msi_json_parse(bad, strlen(bad), &err));
+    m = json_string(err.msg);
+    assert_non_null(m);
+    json_decref(m);
+}
+
 static void
 test_codec_free_accepts_null(void **state)
 {
@@ -1081,6 +1120,7 @@ main(void)
         cmocka_unit_test(test_codec_result),
         cmocka_unit_test(test_codec_parse_depth_limit),
         cmocka_unit_test(test_codec_parse_rejects_duplicates_and_garbage),
+        cmocka_unit_test(test_codec_messages_are_utf8),
         cmocka_unit_test(test_codec_free_accepts_null),
         cmocka_unit_test(test_codec_zero_checked_calls),
     };

@@ -1,0 +1,516 @@
+/* drills.c: failure drills (DESIGN section 4; docs/calls.md). One executable, one drill per
+ * run (argv[1]), each printing one summary line:
+ *
+ *   drill <name>: calls=N ok=N failed=N indoubt=N executions=N leaked_procs=N leaked_fds=N
+ *
+ *   kill-idempotent  16 callers for 30 s against an idempotent service with 6+ instances,
+ *                    a random ready instance kill -9'd every 500 ms: no call may fail.
+ *   kill-counter     the same against a service that is not idempotent and appends one line
+ *                    per execution to a file (O_APPEND): no execution twice, every failure
+ *                    MS_EINDOUBT, ok <= executions <= ok + indoubt, each successful call's
+ *                    token executed exactly once, each failed one's at most once.
+ *   msd-restart      16 callers for 20 s against an idempotent service; msd kill -9'd at 5 s
+ *                    and restarted on the same state at 9 s: no call may fail, and afterwards
+ *                    every instance process (found through /proc) is one msd lists, with the
+ *                    same pids as before the kill (re-adopted, not duplicated).
+ * After each: msd is stopped (SIGTERM) and no process running a deployed binary may remain
+ * (leaked_procs), and this process has as many descriptors as before (leaked_fds).
+ *
+ * Design notes
+ * - This executable is also the deployed program: started with MS_SERVE it serves (first
+ *   line of main). The driver starts msd through the integration harness (harness.h), then
+ *   becomes a local-mode client of it: MS_STATE_DIR makes its ms_init register this
+ *   executable over msd's unix socket.
+ * - msd runs with --backoff-base-ms 1 --crashloop-retry-ms 10. msd cannot tell a kill -9
+ *   from a crash, and an instance killed within 10 s of becoming ready is a quick death:
+ *   after five of them (2.5 s of this drill) msd would declare a crash loop and restart
+ *   instances only every 30 s, and each slot's restart waits base * 2^(deaths - 1). The
+ *   drills test the calls, not that policy, so restarts are made nearly immediate, and the
+ *   kill drills run 6 instances: with 60 kills in 30 s a slot dies about 10 times, so its
+ *   restart delay stays under a second (with 4 slots it would reach 16 s, leaving moments
+ *   with no ready instance, when msd answers lookups of a crash-looping service with 503).
+ * - The killer kills only pids that msd lists for this drill's state directory and whose
+ *   /proc/<pid>/exe is a binary deployed there.
+ * - Each drill is bounded: the callers stop at their time, every call has its deadline
+ *   (10 s), waits are polled with timeouts; ctest adds a timeout per drill.
+ */
+#include "harness.h"
+#include "httpc.h"
+#include "msi.h"
+
+#include <ms/ms.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the services ---- */
+
+MS_SERVICE(int64_t, echo_idem, (int64_t, x))
+{
+    return x + 1;
+}
+MS_OPTIONS(echo_idem, .idempotent = true, .concurrency = 4, .min_instances = 6, .max_instances = 8)
+
+/* Not idempotent: one line per execution, appended in one write. */
+MS_SERVICE(int64_t, counter, (int64_t, token))
+{
+    char path[512], line[32];
+    snprintf(path, sizeof path, "%s/executions.log", getenv("DRILL_DIR"));
+    int n = snprintf(line, sizeof line, "%lld\n", (long long)token);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, line, (size_t)n) != n) {
+        if (fd >= 0)
+            close(fd);
+        ms_fail(1, "cannot record the execution: %s", strerror(errno));
+        return 0;
+    }
+    close(fd);
+    return token;
+}
+MS_OPTIONS(counter, .concurrency = 4, .min_instances = 6, .max_instances = 8)
+
+MS_SERVICE(int64_t, steady, (int64_t, x))
+{
+    return x + 1;
+}
+MS_OPTIONS(steady, .idempotent = true, .concurrency = 4, .min_instances = 4, .max_instances = 4)
+
+/* ---- the drill ---- */
+
+#define CALLERS 16
+#define MAX_TOKENS (1 << 20)
+
+enum outcome { O_NONE = 0, O_OK, O_INDOUBT, O_FAILED };
+
+static struct drill {
+    const char *name;
+    const char *service;
+    int seconds;
+    h_msd *m;
+    char dir[64];
+    _Atomic int stop;
+    _Atomic long calls, ok, failed, indoubt, kills;
+    _Atomic int reported;   /* failure details printed */
+    unsigned char *outcome; /* counter: per token (caller << 16 | seq) */
+} D;
+
+static int
+count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+static void *
+caller_main(void *arg)
+{
+    long me = (long)(intptr_t)arg;
+    long seq = 0;
+    while (!D.stop) {
+        int64_t r = 0;
+        ms_status st;
+        long token = (me << 16) | (seq & 0xffff);
+        if (strcmp(D.service, "counter") == 0) {
+            if (seq > 0xffff)
+                break; /* tokens would repeat: cannot happen in 30 s on this machine */
+            st = counter_try(&r, token);
+        } else if (strcmp(D.service, "steady") == 0) {
+            st = steady_try(&r, seq);
+        } else {
+            st = echo_idem_try(&r, seq);
+        }
+        D.calls++;
+        if (st == MS_OK) {
+            if (strcmp(D.service, "counter") == 0 ? r != token : r != seq + 1) {
+                D.failed++;
+                fprintf(stderr, "drill %s: wrong result %lld\n", D.name, (long long)r);
+            } else {
+                D.ok++;
+            }
+        } else {
+            D.failed++;
+            if (st == MS_EINDOUBT)
+                D.indoubt++;
+            if (D.reported++ < 5 || st != MS_EINDOUBT)
+                fprintf(stderr, "drill %s: %s: %s\n", D.name, ms_status_name(st), ms_last_error());
+        }
+        if (D.outcome)
+            D.outcome[token] = st == MS_OK ? O_OK : st == MS_EINDOUBT ? O_INDOUBT : O_FAILED;
+        seq++;
+    }
+    return NULL;
+}
+
+/* Whether pid runs a binary deployed to this drill's msd. */
+static int
+is_instance(pid_t pid)
+{
+    pid_t pids[64];
+    int n = h_instance_procs(D.m, pids, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        if (pids[i] == pid)
+            return 1;
+    return 0;
+}
+
+/* Ready instances of a service per msd (pids). */
+static int
+ready_pids(const char *service, pid_t *out, int max)
+{
+    json_t *list = h_services(D.m);
+    int n = 0;
+    size_t i, k;
+    json_t *s, *in;
+    json_array_foreach(list, i, s)
+    {
+        if (strcmp(json_string_value(json_object_get(s, "name")), service) != 0)
+            continue;
+        json_array_foreach(json_object_get(s, "instances"), k, in)
+        {
+            const char *st = json_string_value(json_object_get(in, "state"));
+            pid_t pid = (pid_t)json_integer_value(json_object_get(in, "pid"));
+            if (st && strcmp(st, "ready") == 0 && pid > 0 && n < max)
+                out[n++] = pid;
+        }
+    }
+    json_decref(list);
+    return n;
+}
+
+static void *
+killer_main(void *arg)
+{
+    (void)arg;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    fprintf(stderr, "drill %s: killer seed %u\n", D.name, seed);
+    while (!D.stop) {
+        h_nap(500);
+        if (D.stop)
+            break;
+        pid_t pids[16];
+        int n = ready_pids(D.service, pids, 16);
+        if (n <= 0)
+            continue;
+        pid_t victim = pids[rand_r(&seed) % (unsigned)n];
+        if (getenv("DRILL_VERBOSE"))
+            fprintf(stderr, "drill %s: %d ready, killing %ld\n", D.name, n, (long)victim);
+        if (is_instance(victim) && kill(victim, SIGKILL) == 0)
+            D.kills++;
+    }
+    msi_httpc_thread_release();
+    return NULL;
+}
+
+/* Every instance process the kernel shows is one msd lists. */
+static int
+procs_match_status(int timeout_ms)
+{
+    int64_t end = h_now_ms() + timeout_ms;
+    for (;;) {
+        pid_t procs[64], known[128];
+        int np = h_instance_procs(D.m, procs, 64), nk = 0;
+        json_t *list = h_services(D.m);
+        size_t i, k;
+        json_t *s, *in;
+        json_array_foreach(list, i, s)
+        {
+            json_array_foreach(json_object_get(s, "instances"), k, in)
+            {
+                if (nk < 128)
+                    known[nk++] = (pid_t)json_integer_value(json_object_get(in, "pid"));
+            }
+        }
+        json_decref(list);
+        int unknown = 0;
+        for (int p = 0; p < np && p < 64; p++) {
+            int found = 0;
+            for (int q = 0; q < nk; q++)
+                found |= known[q] == procs[p];
+            unknown += !found;
+        }
+        if (!unknown)
+            return 1;
+        if (h_now_ms() >= end) {
+            fprintf(stderr, "drill %s: %d instance processes msd does not list\n", D.name, unknown);
+            return 0;
+        }
+        h_nap(50);
+    }
+}
+
+static int
+scale(const char *service, int n)
+{
+    char path[128], body[32];
+    snprintf(path, sizeof path, "/v1/services/%s/scale", service);
+    snprintf(body, sizeof body, "{\"instances\":%d}", n);
+    h_resp r;
+    if (h_http(D.m, "PUT", path, D.m->admin, body, strlen(body), NULL, &r) < 0 || r.status != 200) {
+        fprintf(stderr, "drill %s: scale %s: HTTP %ld %s\n", D.name, service, r.status,
+                r.body ? r.body : "");
+        h_resp_free(&r);
+        return -1;
+    }
+    h_resp_free(&r);
+    return h_wait_count(D.m, service, "ready", n, 20000);
+}
+
+/* Counter drill: reads the executions and checks them against the outcomes. */
+static long
+check_executions(int *bad)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/executions.log", D.dir);
+    FILE *f = fopen(path, "r");
+    unsigned char *seen = calloc(MAX_TOKENS, 1);
+    long lines = 0;
+    char buf[64];
+    while (f && seen && fgets(buf, sizeof buf, f)) {
+        long t = atol(buf);
+        lines++;
+        if (t < 0 || t >= MAX_TOKENS) {
+            fprintf(stderr, "drill %s: bad line '%s'\n", D.name, buf);
+            ++*bad;
+            continue;
+        }
+        if (seen[t]++) {
+            fprintf(stderr, "drill %s: token %ld executed twice\n", D.name, t);
+            ++*bad;
+        }
+    }
+    if (f)
+        fclose(f);
+    long ok_run = 0, indoubt_run = 0;
+    for (long t = 0; seen && t < MAX_TOKENS; t++) {
+        switch (D.outcome[t]) {
+        case O_OK:
+            ok_run++;
+            if (seen[t] != 1) {
+                fprintf(stderr, "drill %s: successful call %ld executed %d times\n", D.name, t,
+                        seen[t]);
+                ++*bad;
+            }
+            break;
+        case O_INDOUBT:
+            indoubt_run += seen[t] ? 1 : 0;
+            break;
+        case O_FAILED:
+        case O_NONE:
+            if (seen[t]) {
+                fprintf(stderr, "drill %s: token %ld executed, but its call %s\n", D.name, t,
+                        D.outcome[t] == O_NONE ? "was never made" : "failed");
+                ++*bad;
+            }
+            break;
+        }
+    }
+    if (lines != ok_run + indoubt_run) {
+        fprintf(stderr, "drill %s: %ld executions, %ld successful + %ld in doubt that ran\n",
+                D.name, lines, ok_run, indoubt_run);
+        ++*bad;
+    }
+    fprintf(stderr, "drill %s: of %ld in-doubt calls, %ld had run\n", D.name, (long)D.indoubt,
+            indoubt_run);
+    free(seen);
+    return lines;
+}
+
+static int
+run(void)
+{
+    int bad = 0;
+    int fds_before = -1;
+    const int counter = strcmp(D.service, "counter") == 0;
+    const int msd_drill = strcmp(D.name, "msd-restart") == 0;
+
+    static const char *const args[] = {"--backoff-base-ms", "1", "--crashloop-retry-ms", "10",
+                                       NULL};
+    D.m = h_msd_start(args);
+    if (!D.m)
+        return 1;
+    /* A dead orchestrator first in the list: every lookup fails over. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    socklen_t sl = sizeof sa;
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    close(fd);
+    char orch[160];
+    snprintf(orch, sizeof orch, "127.0.0.1:%u,%s", (unsigned)ntohs(sa.sin_port), D.m->addr);
+    setenv("MS_ORCHESTRATOR", orch, 1);
+    setenv("MS_MODE", "local", 1);
+    setenv("MS_STATE_DIR", D.m->state, 1);
+    if (!getenv("MS_LOG"))
+        setenv("MS_LOG", "error", 1);
+    if (ms_init(NULL, NULL) != MS_OK) {
+        fprintf(stderr, "drill %s: ms_init: %s\n", D.name, ms_last_error());
+        return 1;
+    }
+    if (scale(D.service, msd_drill ? 4 : 6) != 0)
+        return 1;
+    msi_httpc_thread_release();
+    fds_before = count_fds();
+
+    pthread_t callers[CALLERS], killer;
+    for (long i = 0; i < CALLERS; i++)
+        if (pthread_create(&callers[i], NULL, caller_main, (void *)(intptr_t)i) != 0)
+            return 1;
+    int have_killer = !msd_drill && pthread_create(&killer, NULL, killer_main, NULL) == 0;
+
+    pid_t before[16];
+    int nbefore = 0;
+    int64_t t0 = h_now_ms(), end = t0 + D.seconds * 1000LL;
+    if (msd_drill) {
+        h_nap(5000);
+        nbefore = ready_pids(D.service, before, 16);
+        int ws = h_msd_signal(D.m, SIGKILL, 5000);
+        if (ws < 0 || !WIFSIGNALED(ws)) {
+            fprintf(stderr, "drill %s: msd did not die\n", D.name);
+            bad++;
+        }
+        fprintf(stderr, "drill %s: msd killed at %lld ms (%d ready instances)\n", D.name,
+                (long long)(h_now_ms() - t0), nbefore);
+        h_nap(4000);
+        if (h_msd_restart(D.m) != 0) {
+            fprintf(stderr, "drill %s: msd did not restart\n", D.name);
+            bad++;
+        }
+        fprintf(stderr, "drill %s: msd restarted at %lld ms\n", D.name,
+                (long long)(h_now_ms() - t0));
+    }
+    while (h_now_ms() < end)
+        h_nap(100);
+    D.stop = 1;
+    for (int i = 0; i < CALLERS; i++)
+        pthread_join(callers[i], NULL);
+    if (have_killer)
+        pthread_join(killer, NULL);
+
+    if (msd_drill) {
+        /* No duplicate: the instances are the ones from before the kill, and every instance
+         * process is one msd knows. */
+        pid_t after[16];
+        if (h_wait_count(D.m, D.service, "ready", nbefore, 15000) != 0)
+            bad++;
+        int nafter = ready_pids(D.service, after, 16);
+        int kept = 0;
+        for (int i = 0; i < nbefore; i++)
+            for (int k = 0; k < nafter; k++)
+                kept += before[i] == after[k];
+        int procs = h_instance_procs(D.m, NULL, 0);
+        fprintf(stderr, "drill %s: %d instances before, %d after, %d kept, %d processes\n", D.name,
+                nbefore, nafter, kept, procs);
+        if (kept != nbefore || nafter != nbefore || procs != nafter || !procs_match_status(5000))
+            bad++;
+    }
+
+    long executions = 0;
+    if (counter)
+        executions = check_executions(&bad);
+
+    /* Stop msd: it drains and stops every instance; nothing may be left behind. */
+    ms_shutdown();
+    msi_httpc_thread_release();
+    int ws = h_msd_signal(D.m, SIGTERM, 30000);
+    if (ws < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+        fprintf(stderr, "drill %s: msd did not stop cleanly (status %d)\n", D.name, ws);
+        bad++;
+    }
+    int leaked_procs = 0;
+    int64_t gone_by = h_now_ms() + 5000;
+    while ((leaked_procs = h_instance_procs(D.m, NULL, 0)) > 0 && h_now_ms() < gone_by)
+        h_nap(50);
+    int leaked_fds = count_fds() - fds_before;
+
+    printf("drill %s: calls=%ld ok=%ld failed=%ld indoubt=%ld executions=%ld leaked_procs=%d "
+           "leaked_fds=%d\n",
+           D.name, (long)D.calls, (long)D.ok, (long)D.failed, (long)D.indoubt, executions,
+           leaked_procs, leaked_fds);
+    fprintf(stderr, "drill %s: %ld instances killed\n", D.name, (long)D.kills);
+    fflush(stdout);
+
+    if (counter) {
+        if (D.failed != D.indoubt)
+            bad++; /* every failure must be MS_EINDOUBT */
+    } else if (D.failed != 0) {
+        bad++;
+    }
+    if (D.ok == 0 || leaked_procs != 0 || leaked_fds != 0)
+        bad++;
+    if (!msd_drill && D.kills < D.seconds)
+        bad++; /* the killer must really have been at work */
+    return bad ? 1 : 0;
+}
+
+static void
+remove_dir(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/executions.log", D.dir);
+    unlink(path);
+    rmdir(D.dir);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (getenv("MS_SERVE") || getenv("MS_DESCRIBE")) {
+        ms_init(&argc, &argv); /* serves or describes, and exits */
+        return 2;
+    }
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s kill-idempotent|kill-counter|msd-restart [seconds]\n", argv[0]);
+        return 2;
+    }
+    D.name = argv[1];
+    if (strcmp(D.name, "kill-idempotent") == 0) {
+        D.service = "echo_idem";
+        D.seconds = 30;
+    } else if (strcmp(D.name, "kill-counter") == 0) {
+        D.service = "counter";
+        D.seconds = 30;
+    } else if (strcmp(D.name, "msd-restart") == 0) {
+        D.service = "steady";
+        D.seconds = 20;
+    } else {
+        fprintf(stderr, "unknown drill %s\n", D.name);
+        return 2;
+    }
+    if (argc > 2)
+        D.seconds = atoi(argv[2]);
+    h_bin("MS_TEST_MSD"); /* exits early, before making anything, when unset */
+    if (strcmp(D.service, "counter") == 0 && !(D.outcome = calloc(MAX_TOKENS, 1)))
+        return 1;
+    snprintf(D.dir, sizeof D.dir, "/tmp/ms-drill-XXXXXX");
+    if (!mkdtemp(D.dir))
+        return 1;
+    setenv("DRILL_DIR", D.dir, 1); /* instances inherit it through msd */
+    atexit(remove_dir);            /* registered before the harness's: runs after msd is stopped */
+    signal(SIGPIPE, SIG_IGN);
+    int rc = run();
+    free(D.outcome);
+    return rc;
+}
