@@ -20,6 +20,7 @@
  *   and a unix path are one code path.
  */
 #include "http.h"
+#include "codec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -727,6 +728,7 @@ reply_error_v(msi_http_req *r, int http_status, ms_status st, json_t *extra, con
 {
     char msg[MSI_ERR_MAX];
     vsnprintf(msg, sizeof msg, fmt, ap);
+    msi_utf8_scrub(msg); /* messages may quote request bytes; JSON strings must be UTF-8 */
     json_t *e = json_pack("{s:s,s:s}", "code", ms_status_name(st), "message", msg);
     if (e && extra)
         json_object_update(e, extra);
