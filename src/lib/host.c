@@ -730,7 +730,7 @@ call_handler(msi_http_req *r, void *arg)
         char sha[65], *cached = NULL;
         size_t clen = 0;
         int cstatus = 0;
-        msi_sha256_hex(body, len, sha);
+        msi_sha256_hex_of(body, len, sha);
         switch (dd_begin(rid, sha, deadline, &dd, &cstatus, &cached, &clen)) {
         case DD_RUN:
             break;

@@ -131,8 +131,9 @@ extern _Atomic int msi_shutting_down;
 extern char *msi_orchestrators; /* MS_ORCHESTRATOR: "host:port[,host:port...]" */
 extern char *msi_token;         /* call token read from MS_TOKEN or MS_TOKEN_FILE */
 
-/* SHA-256 (sha256.c): of a buffer, of a file; 64 lowercase hex digits. */
-void msi_sha256_hex(const void *data, size_t len, char hex[65]);
+/* SHA-256 (sha256.c; streaming API in sha256.h): of a buffer, of a file; 64 lowercase hex
+ * digits. */
+void msi_sha256_hex_of(const void *data, size_t len, char hex[65]);
 ms_status msi_sha256_file(const char *path, char hex[65], msi_err *err);
 
 #endif /* MSI_H */

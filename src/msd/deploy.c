@@ -138,8 +138,8 @@ copy_and_hash(msd *m, int fd, char hex[65], char **exe, msi_err *err)
     if (out < 0)
         return msi_errf(err, MS_EIO, "cannot create %s: %s", tmp, strerror(errno));
     ms_status st = MS_OK;
-    msd_sha256 c;
-    msd_sha256_init(&c);
+    msi_sha256 c;
+    msi_sha256_init(&c);
     static _Thread_local char buf[1 << 16];
     for (;;) {
         ssize_t r = read(fd, buf, sizeof buf);
@@ -151,7 +151,7 @@ copy_and_hash(msd *m, int fd, char hex[65], char **exe, msi_err *err)
         }
         if (r == 0)
             break;
-        msd_sha256_update(&c, buf, (size_t)r);
+        msi_sha256_update(&c, buf, (size_t)r);
         for (ssize_t off = 0; off < r;) {
             ssize_t w = write(out, buf + off, (size_t)(r - off));
             if (w < 0 && errno == EINTR)
@@ -170,8 +170,8 @@ copy_and_hash(msd *m, int fd, char hex[65], char **exe, msi_err *err)
     if (close(out) < 0 && st == MS_OK)
         st = msi_errf(err, MS_EIO, "close %s: %s", tmp, strerror(errno));
     uint8_t digest[32];
-    msd_sha256_final(&c, digest);
-    msd_sha256_hex(digest, hex);
+    msi_sha256_final(&c, digest);
+    msi_sha256_hex(digest, hex);
     char *final = msd_strf("%s/bin/%s", m->cfg.state_dir, hex);
     if (st == MS_OK && !final)
         st = msi_errf(err, MS_ENOMEM, "out of memory");

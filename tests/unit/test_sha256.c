@@ -1,36 +1,38 @@
 /*
- * test_msd_sha256.c: msd's SHA-256 (src/msd/sha256.c) against the FIPS 180-4 examples and
+ * test_sha256.c: the SHA-256 of build identities (src/lib/sha256.c) against the FIPS 180-4 examples and
  * a million 'a's, fed in one piece and in awkward pieces.
  */
-#include "../../src/msd/sha256.c"
+#include "sha256.h"
+#include "msi.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
 static void
 hex_of(const void *data, size_t len, size_t piece, char hex[65])
 {
-    msd_sha256 c;
+    msi_sha256 c;
     uint8_t d[32];
-    msd_sha256_init(&c);
+    msi_sha256_init(&c);
     const uint8_t *p = data;
     while (len) {
         size_t n = piece && piece < len ? piece : len;
-        msd_sha256_update(&c, p, n);
+        msi_sha256_update(&c, p, n);
         p += n;
         len -= n;
     }
-    msd_sha256_final(&c, d);
-    msd_sha256_hex(d, hex);
+    msi_sha256_final(&c, d);
+    msi_sha256_hex(d, hex);
 }
 
 static void
-test_msd_sha256_vectors(void **state)
+test_msi_sha256_vectors(void **state)
 {
     (void)state;
     static const struct {
@@ -54,7 +56,7 @@ test_msd_sha256_vectors(void **state)
 }
 
 static void
-test_msd_sha256_million_a(void **state)
+test_msi_sha256_million_a(void **state)
 {
     (void)state;
     size_t n = 1000000;
@@ -73,8 +75,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_msd_sha256_vectors),
-        cmocka_unit_test(test_msd_sha256_million_a),
+        cmocka_unit_test(test_msi_sha256_vectors),
+        cmocka_unit_test(test_msi_sha256_million_a),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
