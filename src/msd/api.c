@@ -156,6 +156,29 @@ get_int_member(msi_http_req *r, json_t *o, const char *key, long long min, long 
     return 1;
 }
 
+#define REPORT_TEXT_MAX 150
+
+/* Copies a caller's text into an event message: control characters become spaces, and a
+ * cut never splits a UTF-8 sequence (src is valid UTF-8: msi_json_parse checked it). */
+static void
+clean_text(char *dst, size_t len, const char *src)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)src;
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+        if (o + n >= len || memchr(p, '\0', n))
+            break; /* no room for the whole character (or a cut sequence: not valid input) */
+        if (n == 1)
+            dst[o] = *p < 0x20 || *p == 0x7f ? ' ' : (char)*p;
+        else
+            memcpy(dst + o, p, n);
+        o += n;
+        p += n;
+    }
+    dst[o] = '\0';
+}
+
 /* ------------------------------------------------------------------------------------------
  * Early hooks: credentials before the body is read.
  * ---------------------------------------------------------------------------------------- */
@@ -301,7 +324,15 @@ locate(msd *m, msi_http_req *r, const char *name)
     ms_status st = msd_wait_ready(m, svc, deadline);
     if (st != MS_OK) {
         char msg[300];
-        if (st == MS_EUNAVAILABLE && svc->crashloop)
+        int64_t next = 0;
+        int crashloop = st == MS_EUNAVAILABLE && svc->crashloop && !m->stopping;
+        if (crashloop && !msd_service_may_be_ready(m, svc, deadline, &next) && next)
+            msd_fmt(msg, sizeof msg,
+                    "%s: crash loop: its instances keep dying at start, and the next start, "
+                    "in %lld ms, is past this lookup's deadline; see msctl events and the "
+                    "instance logs in the state directory",
+                    name, (long long)(next - msd_mono_ms()));
+        else if (crashloop)
             msd_fmt(msg, sizeof msg,
                     "%s: crash loop: its instances keep dying at start; see "
                     "msctl events and the instance logs in the state directory",
@@ -317,9 +348,12 @@ locate(msd *m, msi_http_req *r, const char *name)
         return;
     }
     json_t *insts = msd_select_instances(m, svc);
+    /* idempotent and timeout_ms: the deployment's own options, for callers (MS_CLIENT
+     * stubs) that do not declare them. */
     json_t *reply =
-        json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "service", svc->name, "build", svc->build,
-                  "signature", svc->sig, "lb", msd_lb_name(msd_service_lb(m, svc)), "ttl_ms", 1000,
+        json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:i, s:o}", "service", svc->name, "build",
+                  svc->build, "signature", svc->sig, "lb", msd_lb_name(msd_service_lb(m, svc)),
+                  "ttl_ms", 1000, "idempotent", svc->idempotent, "timeout_ms", svc->timeout_ms,
                   "instances", insts ? insts : json_array());
     pthread_mutex_unlock(&m->mu);
     msi_http_reply_json(r, 200, reply);
@@ -354,6 +388,18 @@ failures(msd *m, msi_http_req *r, const char *name)
     if (in && strcmp(in->svc->name, name) == 0 && (!epoch || epoch == in->epoch)) {
         msd_log("debug", "failure report for %s %s: %.200s", name, id, reason ? reason : "");
         msd_probe_soon(m, in);
+        /* Visible in msctl events, but at most one event per instance a second: a dying
+         * instance is reported by every caller that had it. */
+        int64_t now = msd_mono_ms();
+        if (!in->report_mono || now - in->report_mono >= 1000) {
+            char text[REPORT_TEXT_MAX];
+            clean_text(text, sizeof text, reason && *reason ? reason : "no reason given");
+            int probing = in->state == MSD_I_READY || in->state == MSD_I_SUSPECT;
+            in->report_mono = now;
+            msd_emit(m, "report", name, id, "epoch %lld reported by a caller (%s); %s%s",
+                     (long long)in->epoch, text, probing ? "probing it" : "it is ",
+                     probing ? "" : msd_istate_name(in->state));
+        }
     }
     pthread_mutex_unlock(&m->mu);
     json_decref(b);

@@ -50,7 +50,13 @@ static const char usage_text[] =
     "  --probe-interval-ms N  health probe period (default 1000)\n"
     "  --probe-timeout-ms N   health probe timeout (default 250)\n"
     "  --start-deadline-ms N  time an instance has to become ready (default 10000)\n"
-    "  --backoff-base-ms N    first restart delay after a quick death (default 250)\n"
+    "  --quick-death-ms N     a death this soon after ready is quick: restarted after a\n"
+    "                         back-off (default 10000)\n"
+    "  --backoff-base-ms N    first restart delay after a quick death; it doubles with each\n"
+    "                         quick death in a row of the slot (default 250)\n"
+    "  --backoff-max-ms N     cap of that delay for a death after ready (default 2000); one\n"
+    "                         before ready doubles up to 30000 (or N, if higher)\n"
+    "  --crashloop-deaths N   deaths before ready in a row that make a crash loop (default 5)\n"
     "  --crashloop-retry-ms N retry period of a service in a crash loop (default 30000)\n"
     "  --grace-max-ms N       upper bound of a drain's grace period (default 60000)\n"
     "  --old-build-idle-ms N  stop an older build nobody looked up this long (default 300000)\n"
@@ -76,6 +82,9 @@ enum {
     OPT_PROBE_TIMEOUT,
     OPT_START_DEADLINE,
     OPT_BACKOFF,
+    OPT_BACKOFF_MAX,
+    OPT_QUICK_DEATH,
+    OPT_CRASHLOOP_DEATHS,
     OPT_CRASHLOOP_RETRY,
     OPT_GRACE_MAX,
     OPT_OLD_BUILD_IDLE,
@@ -120,6 +129,9 @@ parse_args(int argc, char **argv, msd_config *cfg)
         {"probe-timeout-ms", required_argument, NULL, OPT_PROBE_TIMEOUT},
         {"start-deadline-ms", required_argument, NULL, OPT_START_DEADLINE},
         {"backoff-base-ms", required_argument, NULL, OPT_BACKOFF},
+        {"backoff-max-ms", required_argument, NULL, OPT_BACKOFF_MAX},
+        {"quick-death-ms", required_argument, NULL, OPT_QUICK_DEATH},
+        {"crashloop-deaths", required_argument, NULL, OPT_CRASHLOOP_DEATHS},
         {"crashloop-retry-ms", required_argument, NULL, OPT_CRASHLOOP_RETRY},
         {"grace-max-ms", required_argument, NULL, OPT_GRACE_MAX},
         {"old-build-idle-ms", required_argument, NULL, OPT_OLD_BUILD_IDLE},
@@ -171,6 +183,18 @@ parse_args(int argc, char **argv, msd_config *cfg)
             if (int_opt("--backoff-base-ms", optarg, 1, 600000, &cfg->backoff_base_ms) < 0)
                 return 2;
             break;
+        case OPT_BACKOFF_MAX:
+            if (int_opt("--backoff-max-ms", optarg, 1, 3600000, &cfg->backoff_max_ms) < 0)
+                return 2;
+            break;
+        case OPT_QUICK_DEATH:
+            if (int_opt("--quick-death-ms", optarg, 0, 3600000, &cfg->quick_death_ms) < 0)
+                return 2;
+            break;
+        case OPT_CRASHLOOP_DEATHS:
+            if (int_opt("--crashloop-deaths", optarg, 1, 1000000, &cfg->crashloop_deaths) < 0)
+                return 2;
+            break;
         case OPT_CRASHLOOP_RETRY:
             if (int_opt("--crashloop-retry-ms", optarg, 10, 3600000, &cfg->crashloop_retry_ms) < 0)
                 return 2;
@@ -216,6 +240,8 @@ parse_args(int argc, char **argv, msd_config *cfg)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (cfg->start_backoff_max_ms < cfg->backoff_max_ms)
+        cfg->start_backoff_max_ms = cfg->backoff_max_ms;
     char host[MSD_ADDR_MAX];
     int port;
     if (msd_parse_hostport(cfg->listen, host, sizeof host, &port) < 0)
@@ -371,7 +397,8 @@ main(int argc, char **argv)
         .quick_death_ms = 10000,
         .crashloop_deaths = 5,
         .backoff_base_ms = 250,
-        .backoff_max_ms = 30000,
+        .backoff_max_ms = 2000,
+        .start_backoff_max_ms = 30000,
         .crashloop_retry_ms = 30000,
         .grace_max_ms = 60000,
         .term_grace_ms = 5000,

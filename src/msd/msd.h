@@ -92,6 +92,7 @@ typedef struct msd_instance {
     int64_t restart_mono;     /* DEAD: when the slot may restart (back-off) */
     int64_t deadline_mono;    /* STARTING: start deadline; DRAINING: end of current phase */
     int64_t hb_mono;          /* last heartbeat */
+    int64_t report_mono;      /* last "report" event (a caller's failure report) */
     /* From heartbeats. */
     double busy, cpu;
     int64_t inflight, queued, calls;
@@ -131,8 +132,8 @@ struct msd_service {
     int deleted; /* DELETE'd: hidden until deployed again */
     int pinned;  /* set by a manual scale: the autoscaler leaves desired alone */
     /* Run-time. */
-    int crashloop;    /* too many quick deaths in a row: retried slowly, reported */
-    int quick_deaths; /* consecutive quick deaths over all its instances */
+    int crashloop;      /* too many start-up deaths in a row: retried slowly, reported */
+    int startup_deaths; /* consecutive deaths of its instances before ready */
     int64_t last_locate_mono;
     unsigned rr;                              /* round-robin cursor for lb=orchestrator */
     msd_as_sample demand[MSD_DEMAND_SAMPLES]; /* one per second, a ring (autoscale.h) */
@@ -171,10 +172,11 @@ typedef struct msd_config {
     int probe_failures_dead;  /* 3 */
     int start_deadline_ms;    /* 10000 */
     int quick_death_ms;       /* 10000: a death this soon after ready counts for back-off */
-    int crashloop_deaths;     /* 5 quick deaths in a row: crash loop */
-    int backoff_base_ms;      /* 250 */
-    int backoff_max_ms;       /* 30000 */
-    int crashloop_retry_ms;   /* 60000: retry period while in a crash loop */
+    int crashloop_deaths;     /* 5 start-up deaths in a row: crash loop */
+    int backoff_base_ms;      /* 250: first restart delay after a quick death */
+    int backoff_max_ms;       /* 2000: cap of the delay after a death soon after ready */
+    int start_backoff_max_ms; /* 30000: cap after a death before ready (>= backoff_max_ms) */
+    int crashloop_retry_ms;   /* 30000: retry period while in a crash loop */
     int grace_max_ms;         /* 60000: upper bound of a drain's grace period */
     int term_grace_ms;        /* 5000: SIGTERM to SIGKILL */
     int old_build_idle_ms;    /* 300000: an older build nobody looked up this long stops */
@@ -306,11 +308,17 @@ void msd_wake(msd *m);
 void msd_probe_soon(msd *m, msd_instance *in);
 /*
  * A lookup: makes sure svc has at least one instance wanted and waits (releasing mu) until
- * one is ready, the deadline (mono ms) passes, the service enters a crash loop or msd
- * stops. Returns MS_OK, MS_ETIMEDOUT or MS_EUNAVAILABLE (crash loop, stopping). Caller
- * holds mu.
+ * one is ready, the deadline (mono ms) passes or msd stops. A service in a crash loop is
+ * answered at once (MS_EUNAVAILABLE) only when none of its instances can be ready before
+ * the deadline: none is starting or suspect, and no slot restarts before it; otherwise the
+ * lookup is held like any other. Returns MS_OK, MS_ETIMEDOUT, MS_ENOTFOUND (deleted) or
+ * MS_EUNAVAILABLE (crash loop, stopping). Caller holds mu.
  */
 ms_status msd_wait_ready(msd *m, msd_service *svc, int64_t deadline_mono);
+/* Whether an instance of svc may be ready by `by` (mono ms): one is ready, starting or
+ * suspect, a slot is still to be created, or a dead slot restarts before then. *next_start
+ * (may be NULL) gets the earliest restart time of its dead slots (0: none). Holds mu. */
+int msd_service_may_be_ready(msd *m, const msd_service *svc, int64_t by, int64_t *next_start);
 /* Sets a service's desired count (and wakes the loop), emitting a "scale" event; it counts
  * as a change for the autoscaler's stabilisation. Caller holds mu. */
 void msd_set_desired(msd *m, msd_service *svc, int n, const char *why);

@@ -31,10 +31,9 @@
  *      every state change.
  *   3. A slot never has two processes: a DEAD slot restarts only once its process's exit
  *      has been seen.
- *   4. Back-off only follows a quick death: before becoming ready, or within
- *      quick_death_ms of it. crashloop_deaths quick deaths in a row over a service's
- *      instances make a crash loop: reported (event, log, status), retried every
- *      crashloop_retry_ms, and lookups answered 503 at once.
+ *   4. Back-off only follows a quick death: before becoming ready (a start-up death), or
+ *      within quick_death_ms of it. Only start-up deaths count towards a crash loop
+ *      (crashloop_deaths of them in a row over a service's instances); see "Deaths" below.
  *   5. Every lookup of a service with nothing wanted sets desired to at least 1; the loop
  *      then makes one start however many lookups wait.
  *   6. Autoscaling (DESIGN section 5) runs on the demand-sample tick, once a second, after
@@ -43,6 +42,26 @@
  *      then spawns, or retires through msd_retire() -> start_drain(), like for a manual
  *      scale. Every change of desired (manual, lookup, autoscale) stamps scaled_mono,
  *      which holds scale-downs back for --scale-stabilise-ms.
+ *
+ * Deaths, back-off, crash loops (decision; docs/msd.md says the same)
+ *   msd cannot tell a kill -9, an OOM kill or a crash of a serving instance from one
+ *   another, and none of them says that the program cannot run: it became ready. So the
+ *   kind of death decides, in mark_dead():
+ *   - Start-up death (the instance never became ready this epoch: it exited, or missed its
+ *     start deadline): the slot restarts after backoff_base_ms * 2^(n-1), n its quick deaths
+ *     in a row, capped at start_backoff_max_ms (30 s). crashloop_deaths of them in a row
+ *     over the service's instances make a crash loop: an event, `crashloop` in listings,
+ *     no scale-up, and start-up deaths then restart only every crashloop_retry_ms. An
+ *     instance becoming ready ends both the run of start-up deaths and the crash loop
+ *     (become_ready()): the program can start.
+ *   - Quick death after ready (ready for less than quick_death_ms): the same doubling, but
+ *     capped at backoff_max_ms (2 s): a program that keeps getting killed while serving
+ *     comes back within 2 s, and one that crashes soon after each start still cannot spin.
+ *     It never makes a crash loop.
+ *   - Any other death restarts at once and resets the slot's count.
+ *   Lookups (msd_wait_ready()) are held while an instance may still be ready before their
+ *   deadline (msd_service_may_be_ready()); 503 "crash loop" only when the service is in one
+ *   and none can be.
  *
  * The loop sleeps in curl_multi_poll on the probes in flight, an eventfd (msd_wake), the
  * pidfds of every instance (exits are seen at once) and the pidfd of --parent-pid, with a
@@ -123,13 +142,14 @@ grace_ms(msd *m, const msd_instance *in)
     return (int)min64(g, m->cfg.grace_max_ms);
 }
 
+/* base * 2^(quick_deaths - 1), capped at max. */
 static int
-backoff_ms(msd *m, int quick_deaths)
+backoff_ms(msd *m, int quick_deaths, int max)
 {
     int64_t d = m->cfg.backoff_base_ms;
-    for (int i = 1; i < quick_deaths && d < m->cfg.backoff_max_ms; i++)
+    for (int i = 1; i < quick_deaths && d < max; i++)
         d *= 2;
-    return (int)min64(d, m->cfg.backoff_max_ms);
+    return (int)min64(d, max);
 }
 
 static void
@@ -295,17 +315,26 @@ fail:
 static void
 become_ready(msd *m, msd_instance *in, int64_t now)
 {
+    msd_service *svc = in->svc;
     msd_istate prev = in->state;
     if (prev == MSD_I_STARTING || !in->ready_mono)
         in->ready_mono = now;
     in->ready_ms = msd_wall_ms();
     set_state(m, in, MSD_I_READY, now);
     if (prev == MSD_I_STARTING)
-        msd_emit(m, "ready", in->svc->name, in->id, "epoch %lld ready in %lld ms at %s",
+        msd_emit(m, "ready", svc->name, in->id, "epoch %lld ready in %lld ms at %s",
                  (long long)in->epoch,
                  (long long)(now - (in->deadline_mono - m->cfg.start_deadline_ms)), in->addr);
     else
-        msd_emit(m, "recovered", in->svc->name, in->id, "probe passed; taking traffic again");
+        msd_emit(m, "recovered", svc->name, in->id, "probe passed; taking traffic again");
+    if (prev == MSD_I_STARTING) {
+        /* The program can start: the run of start-up deaths, and any crash loop, is over. */
+        if (svc->crashloop)
+            msd_emit(m, "crashloop-over", svc->name, in->id,
+                     "epoch %lld became ready: crash loop over", (long long)in->epoch);
+        svc->startup_deaths = 0;
+        svc->crashloop = 0;
+    }
 }
 
 /* STARTING, READY, SUSPECT -> DEAD (the process is killed if it still runs) */
@@ -313,24 +342,27 @@ static void
 mark_dead(msd *m, msd_instance *in, int64_t now, const char *why)
 {
     msd_service *svc = in->svc;
-    int quick = in->state == MSD_I_STARTING ||
-                (in->ready_mono && now - in->ready_mono < m->cfg.quick_death_ms);
+    /* The policy is the top comment's "Deaths, back-off, crash loops". */
+    int startup = in->state == MSD_I_STARTING;
+    int quick = startup || (in->ready_mono && now - in->ready_mono < m->cfg.quick_death_ms);
     int64_t delay = 0;
     if (quick) {
         in->quick_deaths++;
-        svc->quick_deaths++;
-        delay = backoff_ms(m, in->quick_deaths);
-        if (svc->quick_deaths >= m->cfg.crashloop_deaths && !svc->crashloop) {
+        delay = backoff_ms(m, in->quick_deaths,
+                           startup ? m->cfg.start_backoff_max_ms : m->cfg.backoff_max_ms);
+    } else {
+        in->quick_deaths = 0;
+    }
+    if (startup) {
+        svc->startup_deaths++;
+        if (svc->startup_deaths >= m->cfg.crashloop_deaths && !svc->crashloop) {
             svc->crashloop = 1;
             msd_emit(m, "crashloop", svc->name, in->id,
-                     "%d quick deaths in a row (last: %s); retrying every %d ms", svc->quick_deaths,
-                     why, m->cfg.crashloop_retry_ms);
+                     "%d deaths before ready in a row (last: %s); retrying every %d ms",
+                     svc->startup_deaths, why, m->cfg.crashloop_retry_ms);
         }
         if (svc->crashloop && delay < m->cfg.crashloop_retry_ms)
             delay = m->cfg.crashloop_retry_ms;
-    } else {
-        in->quick_deaths = 0;
-        svc->quick_deaths = 0;
     }
     msd_fmt(in->last_error, sizeof in->last_error, "%s", why);
     in->restart_mono = now + delay;
@@ -808,6 +840,32 @@ msd_service_has_ready(msd *m, const msd_service *svc)
     return 0;
 }
 
+int
+msd_service_may_be_ready(msd *m, const msd_service *svc, int64_t by, int64_t *next_start)
+{
+    int may = 0, slots = 0;
+    int64_t first = 0;
+    for (msd_instance *in = m->instances; in; in = in->next) {
+        if (in->svc != svc || in->retiring || in->state == MSD_I_DRAINING)
+            continue;
+        slots++; /* as msd_service_count() counts them for reconcile_service() */
+        if (in->state != MSD_I_DEAD) {
+            may = 1; /* ready, starting or suspect */
+            continue;
+        }
+        if (!first || in->restart_mono < first)
+            first = in->restart_mono;
+        if (in->restart_mono < by)
+            may = 1;
+    }
+    int want = svc->deleted || m->stopping ? 0 : svc->desired;
+    if (slots < want)
+        may = 1; /* the loop is about to create a slot */
+    if (next_start)
+        *next_start = first;
+    return may;
+}
+
 static json_t *
 instance_ref(const msd_instance *in)
 {
@@ -861,13 +919,19 @@ msd_wait_ready(msd *m, msd_service *svc, int64_t deadline_mono)
     for (;;) {
         if (msd_service_has_ready(m, svc))
             return MS_OK;
-        if (m->stopping || svc->crashloop)
+        if (m->stopping)
             return MS_EUNAVAILABLE;
         if (svc->deleted)
             return MS_ENOTFOUND;
         int64_t now = msd_mono_ms();
         if (now >= deadline_mono)
             return MS_ETIMEDOUT;
+        /* Only a crash loop with nothing that can be ready in time is answered at once: a
+         * starting instance, or a slot that restarts before the deadline, is waited for.
+         * Whether one can be changes only with an instance's state (restart times are set
+         * by mark_dead()), which broadcasts `changed`: checking on each wake-up is enough. */
+        if (svc->crashloop && !msd_service_may_be_ready(m, svc, deadline_mono, NULL))
+            return MS_EUNAVAILABLE;
         struct timespec ts;
         ts.tv_sec = deadline_mono / 1000;
         ts.tv_nsec = (deadline_mono % 1000) * 1000000;
@@ -985,19 +1049,6 @@ step(msd *m, msd_reconciler *rc, int64_t now)
             }
             if (!in->probing)
                 next = min64(next, in->next_probe_mono);
-            if (in->state == MSD_I_READY && in->ready_mono &&
-                now - in->ready_mono >= m->cfg.quick_death_ms) {
-                in->quick_deaths = 0;
-                if (in->svc->quick_deaths || in->svc->crashloop) {
-                    if (in->svc->crashloop)
-                        msd_emit(m, "crashloop-over", in->svc->name, in->id,
-                                 "ready for %d ms: crash loop over", m->cfg.quick_death_ms);
-                    in->svc->quick_deaths = 0;
-                    in->svc->crashloop = 0;
-                }
-            } else if (in->state == MSD_I_READY && in->ready_mono) {
-                next = min64(next, in->ready_mono + m->cfg.quick_death_ms);
-            }
             break;
         case MSD_I_DRAINING:
             if (proc_alive(in) && now >= in->deadline_mono)

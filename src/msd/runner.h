@@ -53,8 +53,10 @@ struct msd_runner {
 int msd_runner_process_open(msd_runner **out);
 
 /*
- * Builds the environment of a program msd runs: msd's own, without MS_* and LISTEN_*
- * variables, plus extra (NULL-terminated "NAME=value"). Returns a malloc'd NULL-terminated
+ * Builds the environment of a program msd runs: msd's own, without LISTEN_* variables and
+ * without MS_* ones except an allowlist of instance tuning (MS_LOG, MS_QUEUE_MAX,
+ * MS_DEDUPE_MAX_ENTRIES, MS_DEDUPE_MAX_BYTES, MS_ORPHAN_TIMEOUT_MS), plus extra
+ * (NULL-terminated "NAME=value"). Returns a malloc'd NULL-terminated
  * array whose strings are malloc'd; free with msd_env_free. reserve adds that many empty
  * slots before the NULL for the caller.
  */

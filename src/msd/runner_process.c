@@ -72,6 +72,34 @@ pidfd_send_signal_(int pidfd, int sig)
  * Environment and argv.
  * ---------------------------------------------------------------------------------------- */
 
+/* MS_* variables of msd's own environment that reach the programs it runs: the tuning an
+ * instance reads (docs/protocol.md, "Instance"). Every other MS_* variable is dropped:
+ * tokens (MS_TOKEN, MS_TOKEN_FILE: msd's own credentials), what msd sets itself (MS_SERVE,
+ * MS_ORCHESTRATOR, MS_INSTANCE_*, and MS_TOKEN_FILE again, naming the call token) and what
+ * would make an instance act as something else (MS_MODE, MS_STATE_DIR, MS_MSD, ...). An
+ * allowlist, so that a variable added later stays msd's until someone decides otherwise. */
+static const char *const env_pass[] = {
+    "MS_LOG",
+    "MS_QUEUE_MAX",
+    "MS_DEDUPE_MAX_ENTRIES",
+    "MS_DEDUPE_MAX_BYTES",
+    "MS_ORPHAN_TIMEOUT_MS",
+};
+
+static int
+env_passes(const char *e)
+{
+    if (strncmp(e, "LISTEN_", 7) == 0)
+        return 0;
+    if (strncmp(e, "MS_", 3) != 0)
+        return 1;
+    size_t n = strcspn(e, "=");
+    for (size_t i = 0; i < sizeof env_pass / sizeof *env_pass; i++)
+        if (strlen(env_pass[i]) == n && strncmp(e, env_pass[i], n) == 0)
+            return 1;
+    return 0;
+}
+
 void
 msd_env_free(char **env)
 {
@@ -96,7 +124,7 @@ msd_env_build(const char *const *extra, size_t reserve)
         return NULL;
     size_t k = 0;
     for (char **e = environ; e && *e; e++) {
-        if (strncmp(*e, "MS_", 3) == 0 || strncmp(*e, "LISTEN_", 7) == 0)
+        if (!env_passes(*e))
             continue;
         if (!(env[k++] = strdup(*e)))
             goto fail;

@@ -1,6 +1,8 @@
 /*
  * test_msd_basic.c: msd and msctl with real instances: deploy and status, a call through
- * msctl, one start for many concurrent lookups, an instance killed and replaced at once,
+ * msctl, lookups (the service's options in the reply), failure reports (an event at most
+ * once a second per instance), the environment instances get from msd's, one start for
+ * many concurrent lookups, an instance killed and replaced at once,
  * scale up and down (draining), load balancing, the dashboard, metrics and events, and an
  * orderly stop that takes every instance along.
  *
@@ -31,7 +33,19 @@ setup(void **state)
     (void)state;
     static const char *const args[] = {"--probe-interval-ms", "200", "--probe-timeout-ms", "1000",
                                        NULL};
+    /* msd's environment, for test_msd_instance_environment: tuning passes to instances,
+     * anything else MS_* (msd's own token above all) does not. */
+    setenv("MS_QUEUE_MAX", "77", 1);
+    setenv("MS_DEDUPE_MAX_ENTRIES", "5000", 1);
+    setenv("MS_TOKEN", "msd-own-token-not-for-instances", 1);
+    setenv("MS_MODE", "zero", 1);
+    setenv("MS_MSD", "/nonexistent/msd", 1);
     M = h_msd_start(args);
+    unsetenv("MS_QUEUE_MAX");
+    unsetenv("MS_DEDUPE_MAX_ENTRIES");
+    unsetenv("MS_TOKEN");
+    unsetenv("MS_MODE");
+    unsetenv("MS_MSD");
     return M ? 0 : -1;
 }
 
@@ -176,6 +190,9 @@ test_msd_lookup_and_heartbeat_checks(void **state)
     h_resp_free(&r);
     assert_int_equal(h_http(M, "GET", "/v1/services/add", M->call, NULL, 0, NULL, &r), 0);
     assert_int_equal(r.status, 200);
+    /* The deployment's own options (msd_app.c: idempotent, 3000 ms). */
+    assert_true(json_is_true(json_object_get(r.json, "idempotent")));
+    assert_int_equal(json_integer_value(json_object_get(r.json, "timeout_ms")), 3000);
     char path[300], sig[17];
     snprintf(sig, sizeof sig, "%s", json_string_value(json_object_get(r.json, "signature")));
     json_t *inst = json_array_get(json_object_get(r.json, "instances"), 0);
@@ -220,15 +237,111 @@ test_msd_lookup_and_heartbeat_checks(void **state)
     assert_int_equal(r.status, 400);
     h_resp_free(&r);
 
-    /* A failure report: accepted, and the instance (healthy) stays ready. */
-    snprintf(body, sizeof body, "{\"instance\":\"%s\",\"epoch\":%lld,\"reason\":\"test\"}", id,
-             epoch);
-    assert_int_equal(
-        h_http(M, "POST", "/v1/services/add/failures", M->call, body, strlen(body), NULL, &r), 0);
+    /* Failure reports: accepted; one of a stale epoch or an unknown instance is no event;
+     * the first real one is an event ("report", msctl events), further ones within a second
+     * are not; and the instance (healthy: msd probes it) stays ready. */
+    const char *fpath = "/v1/services/add/failures";
+    snprintf(body, sizeof body, "{\"instance\":\"%s\",\"epoch\":%lld,\"reason\":\"old\"}", id,
+             epoch + 7);
+    assert_int_equal(h_http(M, "POST", fpath, M->call, body, strlen(body), NULL, &r), 0);
     assert_int_equal(r.status, 202);
     h_resp_free(&r);
-    h_nap(300);
-    assert_int_equal(h_count(M, "add", "ready"), 1);
+    snprintf(body, sizeof body, "{\"instance\":\"i-999\",\"reason\":\"unknown\"}");
+    assert_int_equal(h_http(M, "POST", fpath, M->call, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 202);
+    h_resp_free(&r);
+    assert_int_equal(h_count_events(M, "report", "add"), 0);
+    snprintf(body, sizeof body,
+             "{\"instance\":\"%s\",\"epoch\":%lld,\"reason\":\"test:\\nconnection refused\"}", id,
+             epoch);
+    int64_t t0 = h_now_ms();
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(h_http(M, "POST", fpath, M->call, body, strlen(body), NULL, &r), 0);
+        assert_int_equal(r.status, 202);
+        h_resp_free(&r);
+    }
+    int64_t burst = h_now_ms() - t0;
+    if (burst < 900)
+        assert_int_equal(h_count_events(M, "report", "add"), 1);
+    char *out = NULL, *err = NULL;
+    assert_int_equal(msctl(&out, &err, "events", NULL), 0);
+    char *line = strstr(out, "report");
+    assert_non_null(line);
+    line[strcspn(line, "\n")] = '\0';
+    assert_non_null(strstr(line, id));
+    assert_non_null(strstr(line, "test: connection refused")); /* the newline made a space */
+    assert_non_null(strstr(line, "probing it"));
+    free(out);
+    free(err);
+    /* Reporting every 50 ms: the next event comes a second after the first. */
+    int64_t end = t0 + 5000;
+    while (h_count_events(M, "report", "add") < 2 && h_now_ms() < end) {
+        assert_int_equal(h_http(M, "POST", fpath, M->call, body, strlen(body), NULL, &r), 0);
+        h_resp_free(&r);
+        h_nap(50);
+    }
+    int64_t second = h_now_ms() - t0;
+    fprintf(stderr, "failure reports: second event after %lld ms\n", (long long)second);
+    assert_int_equal(h_count_events(M, "report", "add"), 2);
+    assert_true(second >= 990);
+    assert_int_equal(h_wait_count(M, "add", "ready", 1, 5000), 0);
+}
+
+/* Reads /proc/<pid>/environ into a malloc'd buffer of NUL-separated entries. */
+static char *
+read_environ(pid_t pid, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/environ", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 1 << 20);
+    *len = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    return buf;
+}
+
+/* The entry NAME=... of an environ buffer, or NULL. */
+static const char *
+environ_get(const char *buf, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t off = 0; off < len; off += strlen(buf + off) + 1)
+        if (strncmp(buf + off, name, n) == 0 && buf[off + n] == '=')
+            return buf + off + n + 1;
+    return NULL;
+}
+
+static void
+test_msd_instance_environment(void **state)
+{
+    (void)state;
+    /* The environment the instance started with (ms_init unsets some variables later, but
+     * /proc shows the initial block). msd's own got the variables set in setup(). */
+    assert_int_equal(h_wait_count(M, "add", "ready", 1, 10000), 0);
+    pid_t procs[8];
+    assert_true(h_instance_procs(M, procs, 8) >= 1);
+    size_t len = 0;
+    char *env = read_environ(procs[0], &len);
+    assert_non_null(env);
+    assert_true(len > 0);
+    char want_tok[400];
+    snprintf(want_tok, sizeof want_tok, "%s/call-token", M->state);
+    const char *v;
+    assert_non_null(v = environ_get(env, len, "MS_QUEUE_MAX"));
+    assert_string_equal(v, "77");
+    assert_non_null(v = environ_get(env, len, "MS_DEDUPE_MAX_ENTRIES"));
+    assert_string_equal(v, "5000");
+    assert_null(environ_get(env, len, "MS_TOKEN"));
+    assert_null(environ_get(env, len, "MS_MODE"));
+    assert_null(environ_get(env, len, "MS_MSD"));
+    assert_non_null(v = environ_get(env, len, "MS_TOKEN_FILE"));
+    assert_string_equal(v, want_tok); /* the call token msd gives, not msd's own */
+    assert_non_null(environ_get(env, len, "MS_SERVE"));
+    assert_non_null(v = environ_get(env, len, "MS_ORCHESTRATOR"));
+    assert_string_equal(v, M->addr);
+    free(env);
 }
 
 typedef struct lookup {
@@ -527,6 +640,7 @@ main(void)
         cmocka_unit_test(test_msd_deploy_and_status),
         cmocka_unit_test(test_msd_call_through_msctl),
         cmocka_unit_test(test_msd_lookup_and_heartbeat_checks),
+        cmocka_unit_test(test_msd_instance_environment),
         cmocka_unit_test(test_msd_one_start_for_many_lookups),
         cmocka_unit_test(test_msd_killed_instance_replaced_at_once),
         cmocka_unit_test(test_msd_scale_and_drain),
