@@ -23,8 +23,9 @@
  *                      N more at a time, each step once the previous is ready) and waits
  *                      until K instances are ready
  *   lookups [bench options]
- *                      GET /v1/services/NAME?build=..&sig=.. against msd (libcurl, one
- *                      handle per caller): msd's lookup latency and lookups per second
+ *                      GET /v1/services/NAME?build=..&sig=.. against msd (libms's own
+ *                      HTTP client, a kept connection per caller): msd's lookup latency
+ *                      and lookups per second
  *   msd-cpu --pid PID [--seconds S]
  *                      CPU time msd spends (utime + stime from /proc) over S seconds while
  *                      the service's instances sit idle: probes and heartbeats
@@ -39,8 +40,9 @@
 
 #include <ms/ms.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
+
+#include "httpc.h" /* libms's internal HTTP client: in-tree only */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -83,7 +85,7 @@ OPTIONS_OF(BENCH_SVC, .idempotent = true, .concurrency = 16, .min_instances = BE
  * Talking to msd directly (the parts no public API covers: scale, delete, events).
  * ---------------------------------------------------------------------------------------- */
 static char orch[256]; /* "127.0.0.1:4999": the first of MS_ORCHESTRATOR */
-static char auth[256]; /* "Authorization: Bearer <admin token>" */
+static char auth[256]; /* msd's admin token */
 
 static int
 msd_setup(void)
@@ -119,75 +121,33 @@ msd_setup(void)
         fclose(f);
         tok[strcspn(tok, "\r\n \t")] = '\0';
     }
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    snprintf(auth, sizeof auth, "%s", tok);
     return 0;
 }
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-} buf;
-
-static size_t
-on_body(char *d, size_t size, size_t n, void *p)
-{
-    buf *b = p;
-    size_t len = size * n;
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = (b->len + len + 1) * 2;
-        if (cap > (64u << 20))
-            return 0;
-        char *nd = realloc(b->data, cap);
-        if (!nd)
-            return 0;
-        b->data = nd;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, d, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return len;
-}
-
-/* One request to msd on handle h (NULL: a handle for this request). Returns the HTTP
- * status (0 on a transport failure) and, when out is not NULL, the parsed JSON body. */
+/* One request to msd (on the calling thread's kept connection). Returns the HTTP status (0
+ * on a transport failure) and, when out is not NULL, the parsed JSON body. */
 static long
-msd_req(CURL *h, const char *method, const char *path, const char *body, json_t **out)
+msd_req(const char *method, const char *path, const char *body, json_t **out)
 {
-    int own = !h;
-    if (own && !(h = curl_easy_init()))
-        return 0;
     char url[1024];
     snprintf(url, sizeof url, "http://%s%s", orch, path);
-    struct curl_slist *hd = curl_slist_append(NULL, auth);
-    hd = curl_slist_append(hd, "Content-Type: application/json");
-    buf b = {0};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 15000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    }
-    long code = 0;
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hd);
+    msi_httpc_req rq = {0};
+    rq.method = method;
+    rq.url = url;
+    rq.bearer = auth;
+    rq.deadline_ms = msi_now_ms() + 15000;
+    json_t *jb = body ? json_loads(body, 0, NULL) : NULL;
+    msi_httpc_resp rs;
+    msi_err err = {{0}};
+    json_t *j = NULL;
+    ms_status st = msi_httpc_json(&rq, jb, &rs, &j, &err);
+    json_decref(jb);
     if (out)
-        *out = b.data ? json_loads(b.data, 0, NULL) : NULL;
-    free(b.data);
-    if (own)
-        curl_easy_cleanup(h);
-    return code;
+        *out = j;
+    else
+        json_decref(j);
+    return st == MS_OK ? rs.status : 0;
 }
 
 static void
@@ -202,7 +162,7 @@ static json_t *
 find_service(void)
 {
     json_t *all = NULL;
-    if (msd_req(NULL, "GET", "/v1/services", NULL, &all) != 200 || !all) {
+    if (msd_req("GET", "/v1/services", NULL, &all) != 200 || !all) {
         json_decref(all);
         return NULL;
     }
@@ -258,7 +218,7 @@ ensure_instances(int k, int step, double max_s)
             const char *build = json_string_value(json_object_get(svc, "build"));
             snprintf(body, sizeof body, "{\"instances\":%d,\"build\":\"%s\"}", goal,
                      build ? build : "");
-            long code = msd_req(NULL, "PUT", "/v1/services/" SVC_NAME "/scale", body, NULL);
+            long code = msd_req("PUT", "/v1/services/" SVC_NAME "/scale", body, NULL);
             if (code != 200 && code != 202)
                 fprintf(stderr, "bench_ms: PUT scale %d answered %ld\n", goal, code);
             asked = goal;
@@ -319,28 +279,27 @@ ms_close(void *conn)
     (void)conn;
 }
 
-/* Lookups against msd: one curl handle per caller. */
+/* Lookups against msd: a kept connection per caller (msi_httpc is per thread). */
 static char lookup_path[512];
 
 static void *
 lookup_open(const char *target, char *err, size_t errlen)
 {
     (void)target;
-    CURL *h = curl_easy_init();
-    if (!h) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    return h;
+    (void)err;
+    (void)errlen;
+    static char token;
+    return &token; /* not used: the thread's client holds the connection */
 }
 
 static int
 lookup_call(void *conn, int64_t n, const char *s, char *err, size_t errlen)
 {
+    (void)conn;
     (void)n;
     (void)s;
     json_t *j = NULL;
-    long code = msd_req(conn, "GET", lookup_path, NULL, &j);
+    long code = msd_req("GET", lookup_path, NULL, &j);
     int ok = code == 200 && json_array_size(json_object_get(j, "instances")) > 0;
     json_decref(j);
     if (!ok) {
@@ -353,7 +312,8 @@ lookup_call(void *conn, int64_t n, const char *s, char *err, size_t errlen)
 static void
 lookup_close(void *conn)
 {
-    curl_easy_cleanup(conn);
+    (void)conn;
+    msi_httpc_thread_release();
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -402,7 +362,7 @@ take_extra(const char *opt, const char *val, void *arg)
 static int
 delete_service(double max_s)
 {
-    long code = msd_req(NULL, "DELETE", "/v1/services/" SVC_NAME, NULL, NULL);
+    long code = msd_req("DELETE", "/v1/services/" SVC_NAME, NULL, NULL);
     if (code != 200 && code != 202 && code != 404) {
         fprintf(stderr, "bench_ms: DELETE %s answered %ld\n", SVC_NAME, code);
         return -1;
@@ -467,7 +427,7 @@ spawn_ready(const extra_opts *x)
         char path[128];
         json_t *j = NULL;
         snprintf(path, sizeof path, "/v1/events?since=%" PRId64, since);
-        if (msd_req(NULL, "GET", path, NULL, &j) != 200 || !j) {
+        if (msd_req("GET", path, NULL, &j) != 200 || !j) {
             json_decref(j);
             return bench_print_error("spawn_ready", "GET /v1/events failed");
         }

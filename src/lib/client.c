@@ -36,7 +36,7 @@
  * - Trace context (W3C traceparent): the outermost call starts a trace (random 128-bit id);
  *   a call made inside a service keeps the trace id of the call being served, with a new
  *   span id; flags are passed on ("00" for a new trace: ms samples nothing itself).
- * - Hot path: the curl handle, its connections and its buffers are the thread's own
+ * - Hot path: the HTTP client, its connections and its buffers are the thread's own
  *   (httpc.c); headers are formatted on the stack; the URL and Ms-Instance header of an
  *   instance are made once when it is located.
  * - A private msd (local mode, MS_ORCHESTRATOR unset) is a child process with its state in
@@ -153,6 +153,65 @@ sleep_within(int64_t ms, int64_t deadline)
 {
     int64_t left = deadline - msi_now_ms();
     sleep_ms(ms < left ? ms : left);
+}
+
+/* ---- per-thread call buffer ------------------------------------------------------------ */
+
+/* The body of the call this thread is making, kept across its attempts (and the lookups in
+ * between, which use httpc's own buffer) and reused by its next calls. A thread makes one
+ * remote call at a time: nothing runs user code in the middle of msi_call_remote. */
+static pthread_once_t tbuf_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tbuf_key;
+static int tbuf_ok;
+
+static void
+tbuf_free(void *p)
+{
+    msi_buf_free(p);
+    free(p);
+}
+
+static void
+tbuf_init(void)
+{
+    tbuf_ok = pthread_key_create(&tbuf_key, tbuf_free) == 0;
+}
+
+static msi_buf *
+call_buf(void)
+{
+    pthread_once(&tbuf_once, tbuf_init);
+    if (!tbuf_ok)
+        return NULL;
+    msi_buf *b = pthread_getspecific(tbuf_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(tbuf_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    msi_buf_reset(b, 256u << 10);
+    return b;
+}
+
+/* Frees the calling thread's call buffer (ms_shutdown: the main thread never runs key
+ * destructors). */
+static void
+call_buf_release(void)
+{
+    if (!tbuf_ok)
+        return;
+    msi_buf *b = pthread_getspecific(tbuf_key);
+    pthread_setspecific(tbuf_key, NULL);
+    tbuf_free(b);
+}
+
+/* json_dump_callback's sink: appends to a msi_buf. */
+static int
+buf_append(const char *s, size_t n, void *b)
+{
+    return msi_buf_put(b, s, n);
 }
 
 /* ---- per-service state ---------------------------------------------------------------- */
@@ -446,16 +505,17 @@ ensure_list(cstate *cs, const msi_svc *rt, int64_t deadline, int force, int *unr
 /* Tried instances of one call. */
 typedef struct tried {
     int n;
-    char key[ATTEMPTS_MAX][48];
+    struct {
+        char id[32];
+        long long epoch;
+    } at[ATTEMPTS_MAX];
 } tried;
 
 static int
 was_tried(const tried *t, const inst *in)
 {
-    char key[48];
-    snprintf(key, sizeof key, "%s.%lld", in->id, in->epoch);
     for (int i = 0; i < t->n; i++)
-        if (strcmp(t->key[i], key) == 0)
+        if (t->at[i].epoch == in->epoch && strcmp(t->at[i].id, in->id) == 0)
             return 1;
     return 0;
 }
@@ -463,44 +523,52 @@ was_tried(const tried *t, const inst *in)
 static void
 mark_tried(tried *t, const inst *in)
 {
-    if (t->n < ATTEMPTS_MAX && !was_tried(t, in))
-        snprintf(t->key[t->n++], sizeof t->key[0], "%s.%lld", in->id, in->epoch);
+    if (t->n < ATTEMPTS_MAX && !was_tried(t, in)) {
+        memcpy(t->at[t->n].id, in->id, sizeof in->id);
+        t->at[t->n].epoch = in->epoch;
+        t->n++;
+    }
 }
 
 /* Picks an instance: an untried, unskipped one by the balancing mode; else a tried one not
- * skipped (*again = 1); else, if ignore_skip, any. 0 when the list offers nothing. */
+ * skipped (*again = 1); else, if ignore_skip, any. 0 when the list offers nothing. cs->mu
+ * held. */
+static int
+pick_locked(cstate *cs, const tried *t, int ignore_skip, int64_t now, inst *out, int *again)
+{
+    int n = cs->n;
+    *again = 0;
+    if (n <= 0)
+        return 0;
+    unsigned start = cs->lb == MS_LB_CLIENT ? cs->rr++ : 0;
+    int best = -1, second = -1, third = -1;
+    for (int k = 0; k < n; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)n);
+        inst *in = &cs->list[i];
+        int skipped = in->skip_until > now;
+        int seen = t->n && was_tried(t, in);
+        if (!skipped && !seen) {
+            best = i;
+            break;
+        }
+        if (!skipped && second < 0)
+            second = i;
+        if (third < 0)
+            third = i;
+    }
+    int i = best >= 0 ? best : second >= 0 ? second : ignore_skip ? third : -1;
+    if (i < 0)
+        return 0;
+    *out = cs->list[i];
+    *again = best < 0;
+    return 1;
+}
+
 static int
 pick(cstate *cs, const tried *t, int ignore_skip, inst *out, int *again)
 {
-    int found = 0;
-    *again = 0;
     pthread_mutex_lock(&cs->mu);
-    int n = cs->n;
-    if (n > 0) {
-        int64_t now = msi_now_ms();
-        unsigned start = cs->lb == MS_LB_CLIENT ? cs->rr++ : 0;
-        int best = -1, second = -1, third = -1;
-        for (int k = 0; k < n; k++) {
-            int i = (int)((start + (unsigned)k) % (unsigned)n);
-            inst *in = &cs->list[i];
-            int skipped = in->skip_until > now;
-            int seen = was_tried(t, in);
-            if (!skipped && !seen) {
-                best = i;
-                break;
-            }
-            if (!skipped && second < 0)
-                second = i;
-            if (third < 0)
-                third = i;
-        }
-        int i = best >= 0 ? best : second >= 0 ? second : ignore_skip ? third : -1;
-        if (i >= 0) {
-            *out = cs->list[i];
-            *again = best < 0;
-            found = 1;
-        }
-    }
+    int found = pick_locked(cs, t, ignore_skip, msi_now_ms(), out, again);
     pthread_mutex_unlock(&cs->mu);
     return found;
 }
@@ -558,13 +626,29 @@ budget_slot(cstate *cs, int64_t sec)
     return i;
 }
 
+/* Counts a call; cs->mu held. */
 static void
-budget_call(cstate *cs)
+budget_call_locked(cstate *cs, int64_t now)
 {
-    int64_t sec = msi_now_ms() / 1000;
+    cs->b_calls[budget_slot(cs, now / 1000)]++;
+}
+
+/*
+ * The common start of a call, under one lock: the call is counted for the retry budget and,
+ * when the list is fresh, an instance is picked (1). 0: the list must be (re-)located first
+ * (next_instance does it).
+ */
+static int
+first_pick(cstate *cs, int64_t now, inst *out)
+{
+    static const tried none = {0};
+    int again, found = 0;
     pthread_mutex_lock(&cs->mu);
-    cs->b_calls[budget_slot(cs, sec)]++;
+    budget_call_locked(cs, now);
+    if (cs->n > 0 && now < cs->expires)
+        found = pick_locked(cs, &none, 0, now, out, &again);
     pthread_mutex_unlock(&cs->mu);
+    return found;
 }
 
 /* Takes one retry from the budget; 0 when it is spent. */
@@ -834,13 +918,16 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
                              "%s: the client is not running (ms_init not "
                              "called, or ms_shutdown already called)",
                              rt->name);
+    /* Not zeroed as a whole (it is a few KiB): every field is set here or before use. */
     call c;
-    memset(&c, 0, sizeof c);
     c.rt = rt;
     c.cs = cstate_of(rt);
     if (!c.cs)
         return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
     c.idem = rt->opts.idempotent;
+    c.attempts = c.backoffs = c.in_doubt = c.waited_msd = c.nbad = c.app_code = 0;
+    c.t.n = 0;
+    c.why[0] = '\0';
 
     /* The deadline: this call's timeout, within what is left of the enclosing call's. */
     int64_t now = msi_now_ms();
@@ -856,36 +943,50 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
         return msi_set_error(MS_ETIMEDOUT, "%s: the enclosing call's deadline has passed",
                              rt->name);
 
+    /* The body, made once for every attempt, into the thread's call buffer (no allocation
+     * once it has grown). The tree also reports what cannot be sent. */
     msi_err err = {{0}};
     json_t *jargs = NULL;
+    msi_buf *body = call_buf();
+    if (!body)
+        return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
     ms_status st = msi_encode_args(svc, args, &jargs, &err);
     if (st != MS_OK)
         return msi_set_error(st, "%s: %s", rt->name, err.msg);
+    int drc = json_dump_callback(jargs, buf_append, body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(jargs);
+    if (drc != 0)
+        return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
 
     /* Headers shared by the attempts: one request id, one span of the caller's trace (a new
-     * trace for an outermost call). */
-    char rid[33], span[17], trace_id[33], rid_h[64], sig_h[48], tp_h[96], dl_h[48];
-    rand_hex(rid, 32);
-    rand_hex(span, 16);
+     * trace for an outermost call). Built without printf: this is the hot path. */
     const msi_trace *parent = msi_cur_ctx ? msi_cur_ctx->trace : NULL;
+    char rid_h[15 + 33] = "Ms-Request-Id: ";
+    char tp_h[16 + 32 + 1 + 16 + 1 + 2 + 1] = "traceparent: 00-";
+    char sig_h[14 + 17] = "Ms-Signature: ";
+    char dl_h[16 + 21] = "Ms-Deadline-Ms: ";
+    rand_hex(rid_h + 15, 32);
     if (parent)
-        memcpy(trace_id, parent->id, sizeof trace_id);
+        memcpy(tp_h + 16, parent->id, 32);
     else
-        rand_hex(trace_id, 32);
-    snprintf(rid_h, sizeof rid_h, "Ms-Request-Id: %s", rid);
-    snprintf(sig_h, sizeof sig_h, "Ms-Signature: %s", rt->sig);
-    snprintf(tp_h, sizeof tp_h, "traceparent: 00-%s-%s-%s", trace_id, span,
-             parent ? parent->flags : "00");
-    budget_call(c.cs);
+        rand_hex(tp_h + 16, 32);
+    tp_h[48] = '-';
+    rand_hex(tp_h + 49, 16);
+    tp_h[65] = '-';
+    memcpy(tp_h + 66, parent ? parent->flags : "00", 2);
+    tp_h[68] = '\0';
+    memcpy(sig_h + 14, rt->sig, 17);
 
     inst in;
-    memset(&in, 0, sizeof in);
     retry_action next = RETRY_OTHER_NOW;
+    int picked = first_pick(c.cs, now, &in);
     st = MS_EUNAVAILABLE;
     for (;;) {
         /* 1. The instance. */
         if (c.in_doubt) {
             in = c.same;
+        } else if (picked) {
+            picked = 0; /* the first attempt's, picked with the budget's count */
         } else {
             int again = 0;
             ms_status ist = next_instance(&c, &in, &again);
@@ -895,6 +996,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
             }
             if (again && c.attempts > 0 && next == RETRY_OTHER_NOW)
                 next = RETRY_OTHER_BACKOFF; /* the same instance again: never at once */
+            now = msi_now_ms(); /* the lookup may have waited */
         }
 
         /* 2. A retry: the budget, then the back-off. */
@@ -914,8 +1016,8 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
                     cap = BACKOFF_MAX_MS;
                 sleep_within((int64_t)(rng_next() % (uint64_t)(cap + 1)), c.deadline);
             }
+            now = msi_now_ms();
         }
-        now = msi_now_ms();
         if (now >= c.deadline) {
             if (c.in_doubt) {
                 st = MS_EINDOUBT; /* c.why says why */
@@ -937,21 +1039,14 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
         if (c.idem && c.attempts + 1 < ATTEMPTS_MAX && left > 1)
             share = left / 2;
         int64_t adl = now + share;
-        snprintf(dl_h, sizeof dl_h, "Ms-Deadline-Ms: %lld", (long long)share);
+        *msi_u64_text(dl_h + 16, (uint64_t)share) = '\0';
         const char *hdrs[] = {rid_h, dl_h, sig_h, tp_h, in.hdr, NULL};
-        size_t blen;
-        const char *body = msi_httpc_dump(jargs, &blen);
-        if (!body) {
-            st = MS_ENOMEM;
-            say(c.why, sizeof c.why, "%s: out of memory", rt->name);
-            break;
-        }
         msi_httpc_req rq = {0};
         rq.url = in.url;
         rq.bearer = C.token;
         rq.headers = hdrs;
-        rq.body = body;
-        rq.body_len = blen;
+        rq.body = body->p;
+        rq.body_len = body->len;
         rq.deadline_ms = adl;
         rq.no_resend = !c.idem;
         msi_httpc_resp rs;
@@ -1004,7 +1099,6 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
             break;
         }
     }
-    json_decref(jargs);
     for (int i = 0; i < c.nbad; i++)
         report_failure(rt, &c.bad[i], c.bad_why[i]);
     if (st == MS_OK)
@@ -1336,6 +1430,7 @@ msi_client_stop(void)
      * list and token: those are freed only by the next msi_client_start. */
     C.stopped = 1;
     msi_httpc_thread_release();
+    call_buf_release();
     stop_private_msd();
     C.started = 0;
 }

@@ -1,71 +1,143 @@
 /*
- * httpc.c: the HTTP client over libcurl (see httpc.h for the contract).
+ * httpc.c: the HTTP/1.1 client of libms, over plain sockets (see httpc.h for the contract).
  *
  * Design notes
- * - One `handle` per thread behind a pthread key: a curl easy handle (its connection cache
- *   is the keep-alive pool), a response buffer and a request-text buffer. The options that
- *   never change are set once when the handle is made; a request sets only its own.
- * - Header lists are built on the stack from struct curl_slist nodes: libcurl only reads
- *   the list during the transfer, so no node is allocated per request.
- * - The body is served by read_cb from memory; read_cb marks `sent`. seek_cb rewinds for
- *   libcurl's resend, unless the request said no_resend: then it refuses, libcurl fails
- *   with CURLE_SEND_FAIL_REWIND, and the caller learns the call is in doubt.
- * - After fork() the child's inherited handle holds the parent's sockets: a fork counter
- *   (pthread_atfork) makes the next request in the child drop it and start afresh.
+ * - Why not libcurl (used here until issue 5, and still used by msd and msctl for their own
+ *   needs): a callgrind profile of one call through local mode put ~100,000 instructions per
+ *   request in libcurl, 30,000 of them formatting our seven custom headers one byte at a
+ *   time, and libcurl sent the body (from its read callback) in a second send(), so the
+ *   instance woke up twice per call. Linking libcurl also cost every program linking libms
+ *   ~13 ms at start-up (35 shared libraries), most of an instance's spawn-to-ready time.
+ *   libms needs little of HTTP: requests to msd and to instances, all plain HTTP/1.1 over
+ *   TCP or a unix socket, to servers we wrote (libmicrohttpd underneath). That is this file.
+ * - One `client` per thread behind a pthread key: its kept-alive connections (up to
+ *   MAX_CONNS, keyed by "unix-path" or "host:port", least recently used closed first), a
+ *   buffer for the request head, one for the response and one for the request body
+ *   (msi_httpc_buf, msi_httpc_dump). Nothing is
+ *   shared between threads, so no lock is taken; once the buffers have grown a request
+ *   allocates nothing. A forked child closes its copies of the parent's connections
+ *   (fork counter, pthread_atfork) and starts afresh.
+ * - A request: the head is formatted into the thread's buffer (memcpy, no printf), and head
+ *   and body leave in one sendmsg(MSG_NOSIGNAL), so the server reads the whole request in
+ *   one go. A body over EXPECT_MIN bytes is announced with "Expect: 100-continue" and sent
+ *   only after "100 Continue" (or EXPECT_WAIT_MS of silence), so that a server refusing it
+ *   early (413, 401) never has to swallow it.
+ * - Sent or not (DESIGN section 4): `sent` is set once the kernel has accepted a byte of
+ *   the body. A kept connection is checked (poll, no wait) before it is used: one the server
+ *   has closed is dropped and a new one made, and nothing was sent on it. If a reused
+ *   connection dies after the request left but before any byte of the response came, the
+ *   request is sent once more on a new connection (as libcurl did), unless the request said
+ *   no_resend and body bytes had left: then `resend_refused`, MS_EINDOUBT.
+ * - A response: status line, headers (Content-Length, Transfer-Encoding: chunked,
+ *   Connection, Retry-After), then the body by length, by chunks or until the server closes.
+ *   1xx answers are skipped; HEAD, 204 and 304 have no body. The connection is kept when the
+ *   framing allows it and neither side said "close". If the server answers while the body is
+ *   still being sent, sending stops and the answer is read.
+ * - Time: every wait is a poll bounded by the request's deadline; a connect also by
+ *   CONNECT_TIMEOUT_MS. Kept connections idle for more than IDLE_REUSE_MS are not reused,
+ *   well inside the servers' 10 s idle timeout, so a connection the server is about to close
+ *   is not picked.
  */
 #include "httpc.h"
 #include "codec.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <curl/curl.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define MAX_HEADERS 16
 #define MAX_CONNS 32
-#define IDLE_REUSE_S 5
+#define IDLE_REUSE_MS 5000
 #define CONNECT_TIMEOUT_MS 3000
-#define KEEP_BUF_MAX (256u << 10)
+#define KEEP_BUF_MAX (256u << 10) /* a thread keeps buffers up to this size */
+#define HEAD_MAX (64u << 10)      /* a response head longer than this is refused */
+#define BODY_MAX ((size_t)1 << 30)
+#define EXPECT_MIN (1u << 20) /* bodies above this wait for "100 Continue" ... */
+#define EXPECT_WAIT_MS 1000   /* ... at most this long */
+#define KEY_MAX 300
 
-typedef struct handle {
-    CURL *easy;
+typedef struct conn {
+    int fd;
+    int64_t last_used; /* msi_now_ms */
+    char key[KEY_MAX];
+} conn;
+
+typedef struct client {
     unsigned long fork_gen;
-    char *rbuf; /* response body */
-    size_t rlen, rcap;
-    int rfail;  /* response buffer could not grow */
-    char *wbuf; /* request text (msi_httpc_dump) */
-    size_t wcap;
-    /* the body being sent */
-    const char *body;
-    size_t body_len, body_pos;
-    int sent, no_resend, resend_refused;
-    char errbuf[CURL_ERROR_SIZE];
-} handle;
+    conn conns[MAX_CONNS];
+    int nconns;
+    char *hbuf; /* request head */
+    size_t hcap;
+    char *rbuf; /* response */
+    size_t rcap;
+    msi_buf body; /* msi_httpc_buf, msi_httpc_dump */
+} client;
+
+/* The target of a request, from its URL (and unix_path). */
+typedef struct target {
+    char host[256]; /* without brackets */
+    char port[8];
+    const char *hostport; /* the URL's authority, for Host: */
+    size_t hostport_len;
+    const char *path; /* path and query; "/" when the URL has none */
+    char key[KEY_MAX];
+} target;
+
+/* One response being read. */
+typedef struct reader {
+    client *c;
+    int fd;
+    int64_t deadline;
+    size_t len;   /* bytes in c->rbuf */
+    int got_any;  /* some byte of a response came */
+    int eof;      /* the server closed its side */
+    int err;      /* errno of a failed recv */
+} reader;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
-static int global_ok;
+static int key_ok;
 static _Atomic unsigned long fork_gen;
 
+/* ---- the thread's client -------------------------------------------------------------- */
+
 static void
-handle_free(handle *h)
+close_all(client *c)
 {
-    if (!h)
+    for (int i = 0; i < c->nconns; i++)
+        close(c->conns[i].fd);
+    c->nconns = 0;
+}
+
+static void
+client_free(client *c)
+{
+    if (!c)
         return;
-    if (h->easy)
-        curl_easy_cleanup(h->easy);
-    free(h->rbuf);
-    free(h->wbuf);
-    free(h);
+    close_all(c);
+    free(c->hbuf);
+    free(c->rbuf);
+    msi_buf_free(&c->body);
+    free(c);
 }
 
 static void
 key_destroy(void *p)
 {
-    handle_free(p);
+    client_free(p);
 }
 
 static void
@@ -77,181 +149,848 @@ after_fork_child(void)
 static void
 global_init(void)
 {
-    if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-        return;
     if (pthread_key_create(&key, key_destroy) != 0)
         return;
     pthread_atfork(NULL, NULL, after_fork_child);
-    global_ok = 1;
+    key_ok = 1;
 }
 
-static size_t
-write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    handle *h = userdata;
-    size_t n = size * nmemb;
-    if (h->rlen + n + 1 > h->rcap) {
-        size_t cap = h->rcap ? h->rcap : 4096;
-        while (cap < h->rlen + n + 1)
-            cap *= 2;
-        char *b = realloc(h->rbuf, cap);
-        if (!b) {
-            h->rfail = 1;
-            return 0; /* aborts the transfer */
-        }
-        h->rbuf = b;
-        h->rcap = cap;
-    }
-    memcpy(h->rbuf + h->rlen, ptr, n);
-    h->rlen += n;
-    return n;
-}
-
-static size_t
-read_cb(char *buf, size_t size, size_t nitems, void *userdata)
-{
-    handle *h = userdata;
-    size_t n = size * nitems;
-    size_t left = h->body_len - h->body_pos;
-    if (n > left)
-        n = left;
-    if (n) {
-        memcpy(buf, h->body + h->body_pos, n);
-        h->body_pos += n;
-        h->sent = 1;
-    }
-    return n;
-}
-
-static int
-seek_cb(void *userdata, curl_off_t offset, int origin)
-{
-    handle *h = userdata;
-    if (h->no_resend && h->sent) {
-        h->resend_refused = 1;
-        return CURL_SEEKFUNC_FAIL;
-    }
-    if (origin != SEEK_SET || offset < 0 || (size_t)offset > h->body_len)
-        return CURL_SEEKFUNC_CANTSEEK;
-    h->body_pos = (size_t)offset;
-    return CURL_SEEKFUNC_OK;
-}
-
-static handle *
-get_handle(msi_err *err)
+static client *
+get_client(msi_err *err)
 {
     pthread_once(&once, global_init);
-    if (!global_ok) {
-        msi_errf(err, MS_EIO, "libcurl failed to initialise");
+    if (!key_ok) {
+        msi_errf(err, MS_ENOMEM, "out of memory (no thread key for the HTTP client)");
         return NULL;
     }
-    handle *h = pthread_getspecific(key);
-    if (h && h->fork_gen != fork_gen) {
-        handle_free(h);
-        h = NULL;
-        pthread_setspecific(key, NULL);
+    client *c = pthread_getspecific(key);
+    if (c && c->fork_gen != fork_gen) {
+        close_all(c); /* the parent's connections: our copies go, theirs stay */
+        c->fork_gen = fork_gen;
     }
-    if (h)
-        return h;
-    h = calloc(1, sizeof *h);
-    if (!h || !(h->easy = curl_easy_init())) {
-        free(h);
+    if (c)
+        return c;
+    c = calloc(1, sizeof *c);
+    if (!c || pthread_setspecific(key, c) != 0) {
+        free(c);
         msi_errf(err, MS_ENOMEM, "out of memory");
         return NULL;
     }
-    h->fork_gen = fork_gen;
-    CURL *e = h->easy;
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXCONNECTS, (long)MAX_CONNS);
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)IDLE_REUSE_S);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
-    curl_easy_setopt(e, CURLOPT_READDATA, h);
-    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_cb);
-    curl_easy_setopt(e, CURLOPT_SEEKDATA, h);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "libms/" MS_VERSION_STRING);
-    if (pthread_setspecific(key, h) != 0) {
-        handle_free(h);
-        msi_errf(err, MS_ENOMEM, "out of memory");
-        return NULL;
-    }
-    return h;
+    c->fork_gen = fork_gen;
+    return c;
 }
 
 void
 msi_httpc_thread_release(void)
 {
     pthread_once(&once, global_init);
-    if (!global_ok)
+    if (!key_ok)
         return;
-    handle *h = pthread_getspecific(key);
+    client *c = pthread_getspecific(key);
     pthread_setspecific(key, NULL);
-    handle_free(h);
+    client_free(c);
+}
+
+static int
+grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return -1;
+        n *= 2;
+    }
+    char *b = realloc(*buf, n);
+    if (!b)
+        return -1;
+    *buf = b;
+    *cap = n;
+    return 0;
+}
+
+/* Frees a buffer that grew past KEEP_BUF_MAX (one huge response must not stay per thread). */
+static void
+trim(char **buf, size_t *cap)
+{
+    if (*cap > KEEP_BUF_MAX) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
+    }
+}
+
+msi_buf *
+msi_httpc_buf(void)
+{
+    msi_err err;
+    client *c = get_client(&err);
+    if (!c)
+        return NULL;
+    msi_buf_reset(&c->body, KEEP_BUF_MAX);
+    return &c->body;
 }
 
 const char *
 msi_httpc_dump(const json_t *j, size_t *len)
 {
-    msi_err err;
-    handle *h = get_handle(&err);
-    if (!h)
+    msi_buf *b = msi_httpc_buf();
+    if (!b)
         return NULL;
-    size_t n = json_dumpb(j, h->wbuf, h->wcap, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t n = json_dumpb(j, b->p, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
     if (n == 0)
         return NULL;
-    if (n >= h->wcap) { /* did not fit (or no room for a NUL): grow and redo */
-        size_t cap = n + 1 < 1024 ? 1024 : n + 1;
-        char *b = realloc(h->wbuf, cap);
-        if (!b)
+    if (n >= b->cap) { /* did not fit (or no room for a NUL): grow and redo */
+        if (msi_buf_reserve(b, n) != 0)
             return NULL;
-        h->wbuf = b;
-        h->wcap = cap;
-        n = json_dumpb(j, h->wbuf, h->wcap, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (n == 0 || n >= h->wcap)
+        n = json_dumpb(j, b->p, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (n == 0 || n >= b->cap)
             return NULL;
     }
-    h->wbuf[n] = '\0';
+    b->len = n;
+    b->p[n] = '\0';
     *len = n;
-    return h->wbuf;
+    return b->p;
 }
 
+/* ---- connections ---------------------------------------------------------------------- */
+
 static ms_status
-classify(CURLcode cc, const handle *h, const msi_httpc_req *req, msi_err *err)
+parse_url(const msi_httpc_req *req, target *t, msi_err *err)
 {
-    const char *what = h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc);
-    switch (cc) {
-    case CURLE_OK:
-        return MS_OK;
-    case CURLE_OPERATION_TIMEDOUT:
-        return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed (%s)", req->url, what);
-    case CURLE_OUT_OF_MEMORY:
-        return msi_errf(err, MS_ENOMEM, "%s: out of memory", req->url);
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        return msi_errf(err, MS_EIO, "%s: %s", req->url, what);
-    case CURLE_WRITE_ERROR:
-        if (h->rfail)
-            return msi_errf(err, MS_ENOMEM, "%s: out of memory for the response", req->url);
-        break;
-    default:
-        break;
+    const char *u = req->url;
+    if (!u || strncasecmp(u, "http://", 7) != 0)
+        return msi_errf(err, MS_EIO, "%s: only http:// URLs are supported", u ? u : "(no URL)");
+    const char *a = u + 7;
+    size_t alen = strcspn(a, "/?#");
+    t->hostport = a;
+    t->hostport_len = alen;
+    t->path = a[alen] == '/' ? a + alen : a[alen] == '?' ? a + alen : "/";
+    if (alen == 0)
+        return msi_errf(err, MS_EIO, "%s: no host in the URL", u);
+    const char *h = a, *colon;
+    size_t hlen;
+    if (a[0] == '[') {
+        const char *end = memchr(a, ']', alen);
+        if (!end)
+            return msi_errf(err, MS_EIO, "%s: bad IPv6 address in the URL", u);
+        h = a + 1;
+        hlen = (size_t)(end - h);
+        colon = end + 1 < a + alen && end[1] == ':' ? end + 1 : NULL;
+    } else {
+        colon = memchr(a, ':', alen);
+        hlen = colon ? (size_t)(colon - a) : alen;
     }
-    /* Once a body byte has left, whatever libcurl did next (it retries a request whose
-     * reused connection died, on a new connection, which may then be refused) the request
-     * may have been received. */
-    if (h->sent && cc == CURLE_SEND_FAIL_REWIND)
-        return msi_errf(err, MS_EINDOUBT,
-                        "%s: connection lost after the request was sent; not resent (%s)", req->url,
-                        what);
-    if (h->sent)
-        return msi_errf(err, MS_EINDOUBT, "%s: connection failed after the request was sent (%s)",
-                        req->url, what);
-    /* Nothing left: no connection (refused, unreachable), or it failed before the body. */
-    return msi_errf(err, MS_EUNAVAILABLE, "%s: %s", req->url, what);
+    size_t plen = colon ? (size_t)(a + alen - colon - 1) : 0;
+    if (hlen == 0 || hlen >= sizeof t->host || plen >= sizeof t->port || (colon && plen == 0))
+        return msi_errf(err, MS_EIO, "%s: bad host or port in the URL", u);
+    memcpy(t->host, h, hlen);
+    t->host[hlen] = '\0';
+    if (colon) {
+        memcpy(t->port, colon + 1, plen);
+        t->port[plen] = '\0';
+        if (strspn(t->port, "0123456789") != plen)
+            return msi_errf(err, MS_EIO, "%s: bad port in the URL", u);
+    } else {
+        memcpy(t->port, "80", 3);
+    }
+    /* The connection key: "unix:<path>" or "tcp:<host>:<port>" (no printf: hot path). */
+    const char *a1 = req->unix_path ? "unix:" : "tcp:";
+    const char *a2 = req->unix_path ? req->unix_path : t->host;
+    const char *a3 = req->unix_path ? "" : ":";
+    const char *a4 = req->unix_path ? "" : t->port;
+    size_t l1 = strlen(a1), l2 = strlen(a2), l3 = strlen(a3), l4 = strlen(a4);
+    if (l1 + l2 + l3 + l4 >= sizeof t->key)
+        return msi_errf(err, MS_EIO, "%s: address too long", u);
+    char *k = t->key;
+    memcpy(k, a1, l1);
+    memcpy(k + l1, a2, l2);
+    memcpy(k + l1 + l2, a3, l3);
+    memcpy(k + l1 + l2 + l3, a4, l4);
+    k[l1 + l2 + l3 + l4] = '\0';
+    return MS_OK;
+}
+
+static void
+drop_conn(client *c, int i)
+{
+    close(c->conns[i].fd);
+    c->conns[i] = c->conns[--c->nconns];
+}
+
+/* A kept connection to t that still looks alive (removed from the list: the caller owns
+ * it now), or -1. */
+static int
+take_conn(client *c, const target *t, int64_t now)
+{
+    for (int i = 0; i < c->nconns; i++) {
+        if (strcmp(c->conns[i].key, t->key) != 0)
+            continue;
+        int fd = c->conns[i].fd;
+        if (now - c->conns[i].last_used > IDLE_REUSE_MS) {
+            drop_conn(c, i--);
+            continue;
+        }
+        /* Nothing is outstanding on it: anything readable (data, EOF, an error) means the
+         * server is done with it. */
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 0) != 0) {
+            drop_conn(c, i--);
+            continue;
+        }
+        c->conns[i] = c->conns[--c->nconns];
+        return fd;
+    }
+    return -1;
+}
+
+static void
+keep_conn(client *c, int fd, const target *t)
+{
+    if (c->nconns == MAX_CONNS) { /* close the least recently used */
+        int old = 0;
+        for (int i = 1; i < c->nconns; i++)
+            if (c->conns[i].last_used < c->conns[old].last_used)
+                old = i;
+        drop_conn(c, old);
+    }
+    conn *k = &c->conns[c->nconns++];
+    k->fd = fd;
+    k->last_used = msi_now_ms();
+    memcpy(k->key, t->key, strlen(t->key) + 1);
+}
+
+/* Milliseconds to wait until deadline (INT64_MAX: forever, -1 for poll); 0 when past. */
+static int
+wait_ms(int64_t deadline)
+{
+    if (deadline == INT64_MAX)
+        return -1;
+    int64_t left = deadline - msi_now_ms();
+    if (left <= 0)
+        return 0;
+    return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Connects fd to sa within deadline: 0, or an errno (ETIMEDOUT). */
+static int
+connect_within(int fd, const struct sockaddr *sa, socklen_t sl, int64_t deadline)
+{
+    if (connect(fd, sa, sl) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EAGAIN)
+        return errno;
+    for (;;) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        int w = wait_ms(deadline);
+        if (w == 0)
+            return ETIMEDOUT;
+        int n = poll(&p, 1, w);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return ETIMEDOUT;
+        int e = 0;
+        socklen_t el = sizeof e;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
+            return errno;
+        return e;
+    }
+}
+
+/* A new connection to t: MS_OK with *fdp, MS_ETIMEDOUT, MS_EUNAVAILABLE. */
+static ms_status
+open_conn(const msi_httpc_req *req, const target *t, int64_t deadline, int *fdp, msi_err *err)
+{
+    int64_t cdl = msi_now_ms() + CONNECT_TIMEOUT_MS;
+    if (deadline < cdl)
+        cdl = deadline;
+    int e = 0;
+    if (req->unix_path) {
+        struct sockaddr_un sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sun_family = AF_UNIX;
+        if (strlen(req->unix_path) >= sizeof sa.sun_path)
+            return msi_errf(err, MS_EUNAVAILABLE, "%s: unix socket path too long: %s", req->url,
+                            req->unix_path);
+        memcpy(sa.sun_path, req->unix_path, strlen(req->unix_path) + 1);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return msi_errf(err, MS_EUNAVAILABLE, "%s: socket: %s", req->url, strerror(errno));
+        e = connect_within(fd, (struct sockaddr *)&sa, sizeof sa, cdl);
+        if (e == 0) {
+            *fdp = fd;
+            return MS_OK;
+        }
+        close(fd);
+        if (e == ETIMEDOUT && cdl == deadline)
+            return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed while connecting to %s",
+                            req->url, req->unix_path);
+        return msi_errf(err, e == ETIMEDOUT ? MS_ETIMEDOUT : MS_EUNAVAILABLE,
+                        "%s: cannot connect to %s: %s", req->url, req->unix_path, strerror(e));
+    }
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = getaddrinfo(t->host, t->port, &hints, &ai);
+    if (rc != 0)
+        return msi_errf(err, MS_EUNAVAILABLE, "%s: cannot resolve %s: %s", req->url, t->host,
+                        gai_strerror(rc));
+    e = ECONNREFUSED;
+    for (struct addrinfo *p = ai; p; p = p->ai_next) {
+        int fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                        p->ai_protocol);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        e = connect_within(fd, p->ai_addr, p->ai_addrlen, cdl);
+        if (e == 0) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            freeaddrinfo(ai);
+            *fdp = fd;
+            return MS_OK;
+        }
+        close(fd);
+        if (e == ETIMEDOUT)
+            break;
+    }
+    freeaddrinfo(ai);
+    if (e == ETIMEDOUT && cdl == deadline)
+        return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed while connecting to %s port %s",
+                        req->url, t->host, t->port);
+    return msi_errf(err, e == ETIMEDOUT ? MS_ETIMEDOUT : MS_EUNAVAILABLE,
+                    "%s: cannot connect to %s port %s: %s", req->url, t->host, t->port,
+                    strerror(e));
+}
+
+/* ---- the request ---------------------------------------------------------------------- */
+
+/* Appends s (n bytes) to the head being built; -1 when out of memory. */
+static int
+put(client *c, size_t *len, const char *s, size_t n)
+{
+    if (grow(&c->hbuf, &c->hcap, *len + n + 1) != 0)
+        return -1;
+    memcpy(c->hbuf + *len, s, n);
+    *len += n;
+    return 0;
+}
+
+#define PUTS(s) put(c, &n, (s), strlen(s))
+#define PUTL(lit) put(c, &n, (lit), sizeof(lit) - 1)
+
+/* Whether a caller header names `name` (then ours is not sent). */
+static int
+has_header(const msi_httpc_req *req, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; req->headers && req->headers[i] && i < MAX_HEADERS; i++)
+        if (strncasecmp(req->headers[i], name, nl) == 0 && req->headers[i][nl] == ':')
+            return 1;
+    return 0;
+}
+
+/* The request head in c->hbuf; its length, or 0 when out of memory. */
+static size_t
+build_head(client *c, const msi_httpc_req *req, const target *t, const char *method, int expect)
+{
+    size_t n = 0;
+    int bad = PUTS(method) || PUTL(" ") || PUTS(t->path) || PUTL(" HTTP/1.1\r\nHost: ") ||
+              put(c, &n, t->hostport, t->hostport_len) ||
+              PUTL("\r\nUser-Agent: libms/" MS_VERSION_STRING "\r\n");
+    if (!bad && req->bearer)
+        bad = PUTL("Authorization: Bearer ") || PUTS(req->bearer) || PUTL("\r\n");
+    for (size_t i = 0; !bad && req->headers && req->headers[i] && i < MAX_HEADERS; i++) {
+        const char *h = req->headers[i];
+        const char *colon = strchr(h, ':');
+        if (colon && colon[1 + strspn(colon + 1, " \t")] == '\0')
+            continue; /* "Name:" with no value: send nothing (as libcurl does) */
+        bad = PUTS(h) || PUTL("\r\n");
+    }
+    int with_len = req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                   strcmp(method, "PATCH") == 0;
+    if (!bad && req->body && !has_header(req, "Content-Type"))
+        bad = PUTL("Content-Type: application/json\r\n");
+    if (!bad && with_len) {
+        char num[24];
+        char *e = msi_u64_text(num, req->body ? req->body_len : 0);
+        bad = PUTL("Content-Length: ") || put(c, &n, num, (size_t)(e - num)) || PUTL("\r\n");
+    }
+    if (!bad && expect)
+        bad = PUTL("Expect: 100-continue\r\n");
+    if (!bad)
+        bad = PUTL("\r\n");
+    return bad ? 0 : n;
+}
+
+#undef PUTS
+#undef PUTL
+
+/* ---- reading the response ------------------------------------------------------------- */
+
+/* Reads more into c->rbuf (at least `room` bytes of space made): >0 bytes, 0 EOF (r->eof),
+ * -1 error (r->err; ETIMEDOUT when the deadline passed), -2 out of memory. `wait_first`:
+ * poll before the first recv (right after a request, the answer cannot be there yet). */
+static ssize_t
+fill(reader *r, int wait_first)
+{
+    client *c = r->c;
+    if (r->len + 4096 + 1 > BODY_MAX + HEAD_MAX)
+        return -2;
+    if (grow(&c->rbuf, &c->rcap, r->len + 4096 + 1) != 0)
+        return -2;
+    int waited = !wait_first;
+    for (;;) {
+        if (!waited) {
+            struct pollfd p = {r->fd, POLLIN, 0};
+            int w = wait_ms(r->deadline);
+            int k = w == 0 ? 0 : poll(&p, 1, w);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                r->err = errno;
+                return -1;
+            }
+            if (k == 0) {
+                r->err = ETIMEDOUT;
+                return -1;
+            }
+        }
+        ssize_t got = recv(r->fd, c->rbuf + r->len, c->rcap - r->len - 1, 0);
+        if (got > 0) {
+            r->len += (size_t)got;
+            r->got_any = 1;
+            return got;
+        }
+        if (got == 0) {
+            r->eof = 1;
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            waited = 0;
+            continue;
+        }
+        r->err = errno;
+        return -1;
+    }
+}
+
+/* The response's framing, from its head. */
+typedef struct head {
+    size_t size; /* bytes of the head, blank line included */
+    int status;
+    int minor; /* HTTP/1.minor */
+    long long content_length; /* -1: none */
+    int chunked;
+    int conn_close, conn_keep;
+    int retry_after_s;
+} head;
+
+static int
+ieq_prefix(const char *s, size_t n, const char *lit)
+{
+    size_t k = strlen(lit);
+    return n >= k && strncasecmp(s, lit, k) == 0;
+}
+
+/* Whether the comma-separated value (n bytes) lists token (case-insensitive). */
+static int
+lists(const char *v, size_t n, const char *token)
+{
+    size_t k = strlen(token);
+    for (size_t i = 0; i + k <= n; i++)
+        if (strncasecmp(v + i, token, k) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
+            (i + k == n || v[i + k] == ' ' || v[i + k] == ',' || v[i + k] == ';'))
+            return 1;
+    return 0;
+}
+
+/* Parses the head at buf (len bytes, ending with the blank line): 0, or -1 malformed. */
+static int
+parse_head(const char *buf, size_t len, head *h)
+{
+    memset(h, 0, sizeof *h);
+    h->size = len;
+    h->content_length = -1;
+    h->retry_after_s = -1;
+    if (len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
+        buf[8] != ' ' || buf[9] < '1' || buf[9] > '9' || buf[10] < '0' || buf[10] > '9' ||
+        buf[11] < '0' || buf[11] > '9')
+        return -1;
+    h->minor = buf[7] - '0';
+    h->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    const char *p = memchr(buf, '\n', len);
+    const char *end = buf + len;
+    while (p && p + 1 < end) {
+        const char *line = p + 1;
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        if (!nl)
+            break;
+        size_t ll = (size_t)(nl - line);
+        if (ll && line[ll - 1] == '\r')
+            ll--;
+        p = nl;
+        const char *colon = memchr(line, ':', ll);
+        if (!colon)
+            continue;
+        size_t nlen = (size_t)(colon - line);
+        const char *v = colon + 1;
+        size_t vlen = ll - nlen - 1;
+        while (vlen && (*v == ' ' || *v == '\t'))
+            v++, vlen--;
+        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+            vlen--;
+        if (nlen == 14 && ieq_prefix(line, nlen, "Content-Length")) {
+            long long cl = 0;
+            if (vlen == 0 || vlen > 18)
+                return -1;
+            for (size_t i = 0; i < vlen; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                    return -1;
+                cl = cl * 10 + (v[i] - '0');
+            }
+            h->content_length = cl;
+        } else if (nlen == 17 && ieq_prefix(line, nlen, "Transfer-Encoding")) {
+            h->chunked = lists(v, vlen, "chunked");
+        } else if (nlen == 10 && ieq_prefix(line, nlen, "Connection")) {
+            h->conn_close |= lists(v, vlen, "close");
+            h->conn_keep |= lists(v, vlen, "keep-alive");
+        } else if (nlen == 11 && ieq_prefix(line, nlen, "Retry-After")) {
+            long s = 0;
+            size_t i = 0;
+            for (; i < vlen && i < 6 && v[i] >= '0' && v[i] <= '9'; i++)
+                s = s * 10 + (v[i] - '0');
+            if (i > 0 && s < 86400)
+                h->retry_after_s = (int)s;
+        }
+    }
+    return 0;
+}
+
+/* Where the head ends in buf (the offset after its blank line), or 0. */
+static size_t
+head_end(const char *buf, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (buf[i + 1] == '\n')
+            return i + 2;
+        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+/* Reads until a head (final or 1xx) is complete at the start of c->rbuf: 0 with *h, -1 read
+ * error / EOF (see r), -2 out of memory, -3 malformed. */
+static int
+read_head(reader *r, head *h, int wait_first)
+{
+    size_t end;
+    while (!(end = head_end(r->c->rbuf ? r->c->rbuf : "", r->len))) {
+        if (r->len > HEAD_MAX)
+            return -3;
+        ssize_t got = fill(r, wait_first);
+        wait_first = 0;
+        if (got == -2)
+            return -2;
+        if (got <= 0)
+            return -1;
+    }
+    return parse_head(r->c->rbuf, end, h) == 0 ? 0 : -3;
+}
+
+/* Drops the first n bytes of the buffer (a head consumed). */
+static void
+consume(reader *r, size_t n)
+{
+    memmove(r->c->rbuf, r->c->rbuf + n, r->len - n);
+    r->len -= n;
+}
+
+/* Reads the body after a head of h->size bytes; on success the body is at
+ * c->rbuf + h->size, *blen bytes, NUL-terminated; *reusable says whether the connection can
+ * serve another request. 0, -1 read error, -2 out of memory or too large, -3 malformed. */
+static int
+read_body(reader *r, const head *h, int no_body, size_t *blen, int *reusable)
+{
+    size_t off = h->size;
+    *reusable = (h->minor == 1 ? !h->conn_close : h->conn_keep && !h->conn_close);
+    if (no_body || h->status == 204 || h->status == 304) {
+        *blen = 0;
+        r->c->rbuf[off] = '\0';
+        *reusable = *reusable && r->len == off;
+        return 0;
+    }
+    if (h->chunked) {
+        /* Decode in place: chunks are copied down to `out` as they complete. */
+        size_t out = off, pos = off;
+        for (;;) {
+            char *line_end;
+            while (!(line_end = memchr(r->c->rbuf + pos, '\n', r->len - pos))) {
+                if (r->len - pos > 1024)
+                    return -3;
+                ssize_t got = fill(r, 0);
+                if (got == -2)
+                    return -2;
+                if (got <= 0)
+                    return -1;
+            }
+            char *q = r->c->rbuf + pos;
+            size_t size = 0;
+            int digits = 0;
+            for (; q < line_end; q++, digits++) {
+                int d = *q >= '0' && *q <= '9'   ? *q - '0'
+                        : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10
+                        : *q >= 'A' && *q <= 'F' ? *q - 'A' + 10
+                                                 : -1;
+                if (d < 0)
+                    break;
+                if (size > (BODY_MAX >> 4))
+                    return -2;
+                size = size * 16 + (size_t)d;
+            }
+            if (!digits)
+                return -3;
+            size_t data = (size_t)(line_end - r->c->rbuf) + 1;
+            if (size == 0) {
+                /* Trailers up to a blank line. */
+                size_t t = data;
+                for (;;) {
+                    char *nl;
+                    while (!(nl = memchr(r->c->rbuf + t, '\n', r->len - t))) {
+                        if (r->len - t > HEAD_MAX)
+                            return -3;
+                        ssize_t got = fill(r, 0);
+                        if (got == -2)
+                            return -2;
+                        if (got <= 0)
+                            return -1;
+                    }
+                    size_t ll = (size_t)(nl - (r->c->rbuf + t));
+                    int blank = ll == 0 || (ll == 1 && r->c->rbuf[t] == '\r');
+                    t = (size_t)(nl - r->c->rbuf) + 1;
+                    if (blank)
+                        break;
+                }
+                *reusable = *reusable && r->len == t;
+                *blen = out - off;
+                r->c->rbuf[out] = '\0';
+                return 0;
+            }
+            if (out - off + size > BODY_MAX)
+                return -2;
+            while (r->len < data + size + 2) {
+                ssize_t got = fill(r, 0);
+                if (got == -2)
+                    return -2;
+                if (got <= 0)
+                    return -1;
+            }
+            memmove(r->c->rbuf + out, r->c->rbuf + data, size);
+            out += size;
+            pos = data + size;
+            if (r->c->rbuf[pos] == '\r')
+                pos++;
+            if (r->c->rbuf[pos] != '\n')
+                return -3;
+            pos++;
+            /* Keep the buffer small: drop what was decoded from the space being read. */
+            memmove(r->c->rbuf + out, r->c->rbuf + pos, r->len - pos);
+            r->len -= pos - out;
+            pos = out;
+        }
+    }
+    if (h->content_length >= 0) {
+        if ((unsigned long long)h->content_length > BODY_MAX)
+            return -2;
+        size_t want = off + (size_t)h->content_length;
+        if (grow(&r->c->rbuf, &r->c->rcap, want + 1) != 0)
+            return -2;
+        while (r->len < want) {
+            ssize_t got = fill(r, 0);
+            if (got == -2)
+                return -2;
+            if (got <= 0)
+                return -1;
+        }
+        *reusable = *reusable && r->len == want;
+        *blen = (size_t)h->content_length;
+        r->c->rbuf[want] = '\0';
+        return 0;
+    }
+    /* No framing: the body ends when the server closes. */
+    *reusable = 0;
+    for (;;) {
+        ssize_t got = fill(r, 0);
+        if (got == -2)
+            return -2;
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            break;
+    }
+    *blen = r->len - off;
+    r->c->rbuf[r->len] = '\0';
+    return 0;
+}
+
+/* ---- one exchange --------------------------------------------------------------------- */
+
+typedef enum outcome {
+    XF_OK,        /* a response */
+    XF_TIMEOUT,   /* the deadline passed */
+    XF_LOST,      /* the connection failed; see got_any */
+    XF_NOMEM,     /* out of memory, or a response too large */
+    XF_MALFORMED, /* not an HTTP response */
+} outcome;
+
+/* Sends iov[0..n) on fd; stops early (returning 1) when the server starts answering.
+ * 0 when all was sent, -1 error (*e), -2 deadline. *sent_bytes counts what the kernel took. */
+static int
+send_all(int fd, struct iovec *iov, int n, int64_t deadline, size_t *sent_bytes, int *e)
+{
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    while (n > 0 && iov[0].iov_len == 0)
+        iov++, n--;
+    while (n > 0) {
+        mh.msg_iov = iov;
+        mh.msg_iovlen = (size_t)n;
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                *e = errno;
+                return -1;
+            }
+            struct pollfd p = {fd, POLLOUT | POLLIN, 0};
+            int wt = wait_ms(deadline);
+            int k = wt == 0 ? 0 : poll(&p, 1, wt);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                *e = errno;
+                return -1;
+            }
+            if (k == 0)
+                return -2;
+            if (p.revents & POLLIN)
+                return 1; /* an early answer (or EOF): read it */
+            continue;
+        }
+        *sent_bytes += (size_t)w;
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov[0].iov_len) {
+            left -= iov[0].iov_len;
+            iov++, n--;
+        }
+        if (n > 0) {
+            iov[0].iov_base = (char *)iov[0].iov_base + left;
+            iov[0].iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+/* One request on fd and its response. *body_sent: whether a body byte left; *reusable:
+ * whether fd can be kept. */
+static outcome
+exchange(client *c, int fd, const msi_httpc_req *req, size_t hlen, int expect, int no_body,
+         int64_t deadline, reader *r, head *h, size_t *blen, int *body_sent, int *reusable,
+         int *send_err)
+{
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->fd = fd;
+    r->deadline = deadline;
+    *reusable = 0;
+    size_t blen_req = req->body ? req->body_len : 0;
+    struct iovec iov[2] = {{c->hbuf, hlen}, {(void *)(uintptr_t)req->body, blen_req}};
+    size_t sent_bytes = 0;
+    int early = 0;
+    int rc = send_all(fd, iov, expect ? 1 : 2, deadline, &sent_bytes, send_err);
+    if (!expect && sent_bytes > hlen)
+        *body_sent = 1;
+    if (rc == -2)
+        return XF_TIMEOUT;
+    if (rc == 1)
+        early = 1;
+    int wait_first = 1;
+    if (expect && rc == 0) {
+        /* Wait for "100 Continue" (or an early final answer) before the body. */
+        int64_t until = msi_now_ms() + EXPECT_WAIT_MS;
+        reader w = *r;
+        w.deadline = until < deadline ? until : deadline;
+        int k = read_head(&w, h, 1);
+        r->len = w.len;
+        r->got_any = w.got_any;
+        r->eof = w.eof;
+        r->err = w.err;
+        if (k == -2)
+            return XF_NOMEM;
+        if (k == -3)
+            return XF_MALFORMED;
+        if (k == -1 && !(w.err == ETIMEDOUT && msi_now_ms() < deadline))
+            return w.err == ETIMEDOUT ? XF_TIMEOUT : XF_LOST;
+        if (k == 0 && h->status >= 200) {
+            early = 1; /* a final answer: the body is not sent */
+        } else {
+            if (k == 0)
+                consume(r, h->size); /* 100 Continue */
+            size_t bsent = 0;
+            rc = send_all(fd, iov + 1, 1, deadline, &bsent, send_err);
+            if (bsent)
+                *body_sent = 1;
+            if (rc == -2)
+                return XF_TIMEOUT;
+            if (rc == 1)
+                early = 1;
+            wait_first = r->len == 0;
+        }
+    }
+    if (rc == -1 && !r->got_any) {
+        /* The send failed: an answer may still be waiting to be read (a refusal sent before
+         * the server closed); if not, the connection is lost. */
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
+            return XF_LOST;
+        wait_first = 0;
+    }
+    for (;;) {
+        int k = read_head(r, h, wait_first && !early);
+        wait_first = 0;
+        if (k == -2)
+            return XF_NOMEM;
+        if (k == -3)
+            return XF_MALFORMED;
+        if (k == -1)
+            return r->err == ETIMEDOUT ? XF_TIMEOUT : XF_LOST;
+        if (h->status >= 200 || h->status == 101)
+            break;
+        consume(r, h->size); /* 1xx: the final answer follows */
+    }
+    int k = read_body(r, h, no_body, blen, reusable);
+    if (k == -2)
+        return XF_NOMEM;
+    if (k == -3)
+        return XF_MALFORMED;
+    if (k == -1)
+        return r->err == ETIMEDOUT ? XF_TIMEOUT : XF_LOST;
+    if (early || rc != 0)
+        *reusable = 0; /* the request was not sent whole: the server closes */
+    return XF_OK;
 }
 
 ms_status
@@ -260,96 +999,97 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
     memset(resp, 0, sizeof *resp);
     resp->retry_after_s = -1;
     resp->body = "";
-    handle *h = get_handle(err);
-    if (!h)
+    client *c = get_client(err);
+    if (!c)
         return MS_ENOMEM;
-
-    long timeout = 0;
-    if (req->deadline_ms && req->deadline_ms != INT64_MAX) {
-        int64_t left = req->deadline_ms - msi_now_ms();
-        if (left <= 0)
-            return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed before sending", req->url);
-        timeout = left > LONG_MAX ? LONG_MAX : (long)left;
-    }
-
-    /* Header list on the stack: libcurl reads it during the transfer only. */
-    struct curl_slist nodes[MAX_HEADERS + 3];
-    char auth[320];
-    size_t nn = 0;
-    if (req->bearer) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", req->bearer);
-        nodes[nn++].data = auth;
-    }
-    if (req->body) {
-        nodes[nn++].data = (char *)"Content-Type: application/json";
-    }
-    for (size_t i = 0; req->headers && req->headers[i] && i < MAX_HEADERS; i++)
-        nodes[nn++].data = (char *)(uintptr_t)req->headers[i];
-    for (size_t i = 0; i < nn; i++)
-        nodes[i].next = i + 1 < nn ? &nodes[i + 1] : NULL;
-
-    CURL *e = h->easy;
-    if (h->rcap > KEEP_BUF_MAX) { /* do not keep a huge response buffer per thread */
-        free(h->rbuf);
-        h->rbuf = NULL;
-        h->rcap = 0;
-    }
-    h->rlen = 0;
-    h->rfail = 0;
-    h->errbuf[0] = '\0';
-    h->body = req->body;
-    h->body_len = req->body ? req->body_len : 0;
-    h->body_pos = 0;
-    h->sent = 0;
-    h->no_resend = req->no_resend;
-    h->resend_refused = 0;
-
+    int64_t deadline = req->deadline_ms && req->deadline_ms != INT64_MAX ? req->deadline_ms
+                                                                          : INT64_MAX;
+    int64_t now = msi_now_ms();
+    if (deadline != INT64_MAX && deadline <= now)
+        return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed before sending", req->url);
+    target t;
+    ms_status st = parse_url(req, &t, err);
+    if (st != MS_OK)
+        return st;
     const char *method = req->method ? req->method : req->body ? "POST" : "GET";
-    curl_easy_setopt(e, CURLOPT_URL, req->url);
-    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, req->unix_path);
-    if (req->body) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    } else {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    }
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
-                     strcmp(method, req->body ? "POST" : "GET") == 0 ? NULL : method);
-    curl_easy_setopt(e, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, nn ? nodes : NULL);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     timeout && timeout < CONNECT_TIMEOUT_MS ? timeout : (long)CONNECT_TIMEOUT_MS);
+    int no_body = strcmp(method, "HEAD") == 0;
+    int expect = req->body && req->body_len > EXPECT_MIN;
+    trim(&c->rbuf, &c->rcap);
+    trim(&c->hbuf, &c->hcap);
+    size_t hlen = build_head(c, req, &t, method, expect);
+    if (!hlen)
+        return msi_errf(err, MS_ENOMEM, "%s: out of memory", req->url);
 
-    CURLcode cc = curl_easy_perform(e);
-    /* Nothing of this request may outlive the call. */
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-    h->body = NULL;
-
-    resp->sent = h->sent;
-    resp->resend_refused = h->resend_refused;
-    resp->curl_code = (int)cc;
-    ms_status st = classify(cc, h, req, err);
-    if (h->resend_refused && st != MS_OK)
-        st = msi_errf(err, MS_EINDOUBT,
-                      "%s: connection lost after the request was sent; not resent", req->url);
-    if (st == MS_OK) {
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
-        if (h->rbuf) {
-            h->rbuf[h->rlen] = '\0';
-            resp->body = h->rbuf;
+    for (int attempt = 0;; attempt++) {
+        int fd = attempt == 0 ? take_conn(c, &t, now) : -1;
+        int reused = fd >= 0;
+        if (!reused) {
+            st = open_conn(req, &t, deadline, &fd, err);
+            if (st == MS_EUNAVAILABLE && resp->sent) {
+                /* A resend found no server: the first copy may have been received. */
+                char why[MSI_ERR_MAX];
+                snprintf(why, sizeof why, "%s", err ? err->msg : "");
+                return msi_errf(err, MS_EINDOUBT,
+                                "%s: connection failed after the request was sent (%s)",
+                                req->url, why);
+            }
+            if (st != MS_OK)
+                return st;
         }
-        resp->len = h->rlen;
-        struct curl_header *ra = NULL;
-        if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &ra) == CURLHE_OK && ra) {
-            char *end;
-            long s = strtol(ra->value, &end, 10);
-            if (end != ra->value && s >= 0 && s < 86400)
-                resp->retry_after_s = (int)s;
+        reader r;
+        head h;
+        size_t blen = 0;
+        int body_sent = 0, reusable = 0, send_err = 0;
+        outcome x = exchange(c, fd, req, hlen, expect, no_body, deadline, &r, &h, &blen,
+                             &body_sent, &reusable, &send_err);
+        if (body_sent)
+            resp->sent = 1;
+        if (x == XF_OK) {
+            if (reusable)
+                keep_conn(c, fd, &t);
+            else
+                close(fd);
+            resp->status = h.status;
+            resp->body = c->rbuf + h.size;
+            resp->len = blen;
+            resp->retry_after_s = h.retry_after_s;
+            return MS_OK;
         }
+        close(fd);
+        int e = r.err ? r.err : send_err;
+        switch (x) {
+        case XF_TIMEOUT:
+            return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed (no answer in time)%s",
+                            req->url,
+                            resp->sent ? "; the request was sent" : "");
+        case XF_NOMEM:
+            return msi_errf(err, MS_ENOMEM, "%s: out of memory for the response (or it is "
+                                            "larger than %zu bytes)",
+                            req->url, (size_t)BODY_MAX);
+        case XF_MALFORMED:
+            return msi_errf(err, resp->sent ? MS_EINDOUBT : MS_EUNAVAILABLE,
+                            "%s: the server's answer is not HTTP/1.x", req->url);
+        default:
+            break;
+        }
+        /* XF_LOST. A kept connection that died before any byte of the answer: the server
+         * closed it (idle, restart) just as we used it. Send again on a new one, unless the
+         * request must not be resent and its body had left. */
+        if (reused && !r.got_any && attempt == 0) {
+            if (!(req->no_resend && resp->sent))
+                continue;
+            resp->resend_refused = 1;
+            return msi_errf(err, MS_EINDOUBT,
+                            "%s: connection lost after the request was sent; not resent (%s)",
+                            req->url, e ? strerror(e) : "closed by the server");
+        }
+        if (resp->sent)
+            return msi_errf(err, MS_EINDOUBT,
+                            "%s: connection failed after the request was sent (%s)", req->url,
+                            e ? strerror(e) : "closed by the server");
+        return msi_errf(err, MS_EUNAVAILABLE, "%s: connection failed (%s)", req->url,
+                        e ? strerror(e) : "closed by the server");
     }
-    return st;
 }
 
 ms_status

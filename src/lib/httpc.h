@@ -1,26 +1,30 @@
 /*
- * httpc.h: a small HTTP/1.1 client over libcurl, for libms (client, heartbeats) and msctl.
- * Not installed.
+ * httpc.h: a small HTTP/1.1 client for libms (client, heartbeats) and msctl, over plain
+ * sockets (TCP or a unix socket). Not installed.
  *
  * Design notes
- * - Threading: every thread has its own curl easy handle, created on its first request and
- *   kept (pthread key; freed when the thread exits or by msi_httpc_thread_release). The
- *   handle keeps its connections alive (up to 32, one per instance typically), so a call
- *   to an instance it already spoke to costs no connect. Nothing is shared between
- *   threads, so no lock is taken on the request path. A forked child discards the handle
- *   it inherited (its connections belong to the parent) and makes a fresh one.
- * - Buffers: the response body and the request text made by msi_httpc_dump live in the
- *   thread's handle and are reused: a request allocates nothing once they have grown.
- * - Unsent vs sent (DESIGN section 4): the body goes through a read callback and
- *   `resp.sent` says whether any byte of it was handed to libcurl. libcurl silently resends
- *   a request whose reused connection turned out dead; for a request with `no_resend` its
- *   seek callback refuses to rewind, so such a resend becomes an error
- *   (`resp.resend_refused`, MS_EINDOUBT) instead of a second execution.
- * - Reused connections are not kept past 5 s idle (CURLOPT_MAXAGE_CONN), well inside the
- *   servers' 10 s idle timeout, so a connection the server is about to close is not
- *   reused: that race would turn a non-idempotent call into an in-doubt one.
+ * - Threading: every thread has its own client, created on its first request and kept
+ *   (pthread key; freed when the thread exits or by msi_httpc_thread_release). It keeps
+ *   connections alive (up to 32, one per instance typically), so a call to an instance it
+ *   already spoke to costs no connect. Nothing is shared between threads, so no lock is
+ *   taken on the request path. A forked child discards the connections it inherited (they
+ *   belong to the parent) and makes fresh ones.
+ * - Buffers: the response body, the request head and the text made by msi_httpc_dump live
+ *   in the thread's client and are reused: a request allocates nothing once they have grown.
+ *   Head and body leave in one send.
+ * - Unsent vs sent (DESIGN section 4): `resp.sent` says whether any byte of the body was
+ *   accepted by the kernel. Like libcurl (which this replaces, see httpc.c), a request whose
+ *   reused connection turned out dead before any byte of the answer came is sent again on a
+ *   new connection; for a request with `no_resend` whose body had left, that resend is
+ *   refused instead (`resp.resend_refused`, MS_EINDOUBT), never a second execution.
+ * - Reused connections are not kept past 5 s idle, well inside the servers' 10 s idle
+ *   timeout, so a connection the server is about to close is not reused: that race would
+ *   turn a non-idempotent call into an in-doubt one. A kept connection is also checked
+ *   (without waiting) before each use.
  * - Deadlines are absolute (msi_now_ms clock). A request whose deadline has passed is not
  *   sent at all.
+ * - Only http:// URLs; proxies are never used (the environment's http_proxy is ignored:
+ *   msd and instances are reached directly).
  */
 #ifndef MSI_HTTPC_H
 #define MSI_HTTPC_H
@@ -41,7 +45,7 @@ typedef struct msi_httpc_req {
     const void *body;           /* NULL: no body. Borrowed until msi_httpc_do returns. */
     size_t body_len;
     int64_t deadline_ms; /* absolute (msi_now_ms); 0 or INT64_MAX: none */
-    int no_resend;       /* once a body byte left, never let libcurl send it again */
+    int no_resend;       /* once a body byte left, never send it again */
 } msi_httpc_req;
 
 typedef struct msi_httpc_resp {
@@ -49,22 +53,22 @@ typedef struct msi_httpc_resp {
     const char *body; /* NUL-terminated; owned by the thread's handle, valid until the
                          thread's next request */
     size_t len;
-    int sent;           /* some body byte was handed to libcurl (always 0 without a body) */
-    int resend_refused; /* libcurl wanted to resend it and was refused (no_resend) */
+    int sent;           /* some body byte left (always 0 without a body) */
+    int resend_refused; /* a resend was due and was refused (no_resend) */
     int retry_after_s;  /* the Retry-After header in seconds; -1: none */
-    int curl_code;      /* CURLcode of the transfer (0: a response came) */
 } msi_httpc_resp;
 
 /*
- * Performs one request on the calling thread's handle. Returns MS_OK when a response came
+ * Performs one request on the calling thread's client. Returns MS_OK when a response came
  * (whatever its HTTP status: see resp.status), else:
  *   MS_ETIMEDOUT     the deadline passed (before sending, or while waiting),
  *   MS_EUNAVAILABLE  no body byte left: no connection (refused, unreachable, bad unix
  *                    path), or it failed before the body,
  *   MS_EINDOUBT      the connection failed after body bytes left (resp.sent), whatever
- *                    libcurl tried next (a resend it was refused, or a new connection that
+ *                    happened next (a resend that was refused, or a new connection that
  *                    was refused),
- *   MS_EIO           anything else (out of memory, bad URL),
+ *   MS_ENOMEM        out of memory (or an answer over 1 GiB),
+ *   MS_EIO           a bad URL (not http://host[:port]/...),
  * with err filled. Any thread.
  */
 ms_status msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err);
@@ -77,8 +81,12 @@ ms_status msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *
 ms_status msi_httpc_json(const msi_httpc_req *req, json_t *body, msi_httpc_resp *resp, json_t **out,
                          msi_err *err);
 
-/* Serialises j compactly into the thread's request buffer: valid until the thread's next
- * msi_httpc_dump or msi_httpc_json. NULL when out of memory. */
+/* The calling thread's request-body buffer, emptied, to write a body into (then pass
+ * b->p, b->len as req.body): valid until the thread's next msi_httpc_buf, msi_httpc_dump or
+ * msi_httpc_json. NULL when out of memory. */
+msi_buf *msi_httpc_buf(void);
+/* Serialises j compactly into the thread's request-body buffer (as msi_httpc_buf). NULL
+ * when out of memory. */
 const char *msi_httpc_dump(const json_t *j, size_t *len);
 
 /* Frees the calling thread's handle (its connections close). The next request makes a new

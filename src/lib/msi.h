@@ -37,6 +37,22 @@ void msi_set_app_code(int code);
 /* The HTTP status that stands for st on the wire (MS_STATUS_LIST). */
 int msi_status_http(ms_status st);
 
+/* A growable byte buffer (buf.c), for text built on the call path and reused. */
+typedef struct msi_buf {
+    char *p;
+    size_t len, cap;
+} msi_buf;
+/* Makes room for `more` bytes after len, plus a NUL: 0, or -1 when out of memory. */
+int msi_buf_reserve(msi_buf *b, size_t more);
+/* Appends n bytes: 0, or -1 when out of memory. */
+int msi_buf_put(msi_buf *b, const void *s, size_t n);
+/* Empties b, and frees its memory when it grew past `keep` bytes (so that one huge value
+ * does not stay with a thread or a connection). */
+void msi_buf_reset(msi_buf *b, size_t keep);
+void msi_buf_free(msi_buf *b);
+/* Writes v in decimal at p (room for 20 digits, no NUL); returns the end. */
+char *msi_u64_text(char *p, uint64_t v);
+
 /* Run-time data of a service descriptor. */
 typedef struct msi_svc {
     char name[MSI_NAME_MAX]; /* "ns.name" or "name" */

@@ -8,7 +8,6 @@
  */
 #include "msctl.h"
 
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,10 +78,8 @@ main(int argc, char **argv)
         if (n < 0)
             goto out;
         msctl_resolve(&c);
-        curl_global_init(CURL_GLOBAL_DEFAULT);
         rc = cmds[i].fn(&c, n, argv + 1);
         msi_httpc_thread_release();
-        curl_global_cleanup();
         goto out;
     }
     fprintf(stderr, "msctl: unknown subcommand '%s'\nTry 'msctl --help'.\n", argv[1]);

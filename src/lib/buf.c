@@ -1,0 +1,78 @@
+/*
+ * buf.c: the growable buffer of msi.h, and decimal formatting without printf (the call path
+ * formats a few numbers per call; snprintf costs about a thousand instructions each).
+ */
+#include "msi.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+msi_buf_reserve(msi_buf *b, size_t more)
+{
+    if (more > SIZE_MAX - b->len - 1)
+        return -1;
+    size_t need = b->len + more + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int
+msi_buf_put(msi_buf *b, const void *s, size_t n)
+{
+    if (msi_buf_reserve(b, n) != 0)
+        return -1;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+void
+msi_buf_reset(msi_buf *b, size_t keep)
+{
+    if (b->cap > keep) {
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+    b->len = 0;
+}
+
+void
+msi_buf_free(msi_buf *b)
+{
+    if (!b)
+        return;
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+char *
+msi_u64_text(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
