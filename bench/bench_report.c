@@ -32,8 +32,9 @@ typedef struct row_def {
 
 static const row_def ROWS[] = {
     {"tcp", "raw TCP ping-pong (floor)", "40-byte frame echoed by a thread per connection"},
-    {"http", "libmicrohttpd + libcurl", "ms's transport without ms: thread per connection"},
+    {"http", "libmicrohttpd + libcurl", "the libraries ms used before issue 5"},
     {"http_epoll", "libmicrohttpd (epoll pool) + libcurl", "the other libmicrohttpd mode"},
+    {"mst", "ms's own HTTP server + client, bare", "the transport ms uses, without ms"},
     {"oncrpc", "ONC RPC (rpcgen + libtirpc)", "TCP, svc_run, no portmapper"},
     {"grpc", "gRPC C++ (sync unary)", "HTTP/2 + protobuf, a channel per caller"},
     {"ms_local1", "ms local mode, 1 instance", "client LB, msd-spawned instance"},
@@ -542,6 +543,47 @@ main(int argc, char **argv)
         json_object_set(local, "many_ensure", many ? many : json_null());
     }
 
+    /* Issue 5's targets, from this run's figures. */
+    md(&o, "\n### Targets (issue 5), from this run\n\n| target | measured | verdict |\n"
+           "|---|---:|---|\n");
+    json_t *targets = json_array();
+    {
+        double ms_p = fig_of("ms_local1", "latency_pinned", "p50_us"),
+               mst_p = fig_of("mst", "latency_pinned", "p50_us"),
+               grpc_p = fig_of("grpc", "latency_pinned", "p50_us"),
+               ms_t = fig_of("ms_local1", "throughput", "calls_per_s"),
+               grpc_t = fig_of("grpc", "throughput", "calls_per_s"),
+               onc_t = fig_of("oncrpc", "throughput", "calls_per_s"),
+               zo = zero && !json_object_get(zero, "error") ? num(zero, "overhead_ns") : NAN;
+        double mn, mx;
+        int n;
+        double fc = local_skipped ? NAN : median_of(first, "first_call_ms", &mn, &mx, &n);
+        const struct {
+            const char *what;
+            double value, limit;
+            int at_most; /* 1: value <= limit passes; 0: value >= limit */
+            const char *unit;
+        } t[] = {
+            {"ms local pinned p50 / bare transport <= 1.5x", ms_p / mst_p, 1.5, 1, "x"},
+            {"ms local pinned p50 / gRPC <= 0.6x", ms_p / grpc_p, 0.6, 1, "x"},
+            {"ms throughput / gRPC >= 3x", ms_t / grpc_t, 3.0, 0, "x"},
+            {"ms throughput / ONC RPC >= 0.8x", ms_t / onc_t, 0.8, 0, "x"},
+            {"zero-mode overhead < 100 ns", zo, 100, 1, " ns"},
+            {"first call, median < 20 ms", fc, 20, 1, " ms"},
+        };
+        for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+            int known = !isnan(t[i].value) && !isinf(t[i].value);
+            int ok = known && (t[i].at_most ? t[i].value <= t[i].limit : t[i].value >= t[i].limit);
+            const char *v = !known ? "not measured" : ok ? "met" : "missed";
+            md(&o, "| %s | %s%s | %s |\n", t[i].what, known ? fig(a, sizeof a, t[i].value) : "–",
+               known ? t[i].unit : "", v);
+            json_t *tj = json_pack("{s:s,s:s}", "target", t[i].what, "verdict", v);
+            if (known)
+                json_object_set_new(tj, "value", json_real(t[i].value));
+            json_array_append_new(targets, tj);
+        }
+    }
+
     int nskipped = 0;
     for (size_t i = 0; i < NROWS; i++)
         nskipped += rows[i].skipped != NULL;
@@ -581,11 +623,12 @@ main(int argc, char **argv)
         json_array_append_new(rows_j, rj);
     }
     json_t *doc = json_pack(
-        "{s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s},s:o,s:O?,s:O?,s:o,s:O,s:i}", "date",
+        "{s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s},s:o,s:O?,s:O?,s:o,s:o,s:O,s:i}",
+        "date",
         date, "mode", mode, "command", command, "machine", "nproc", nproc, "cpu", cpu, "kernel",
         kernel, "loadavg", load, "params", "calls", calls, "warmup", warmup, "threads", threads,
         "seconds", seconds, "rows", rows_j, "zero", zero, "zero_checked", zero_checked, "local",
-        local, "errors", error_list, "error_count", errors);
+        local, "targets", targets, "errors", error_list, "error_count", errors);
     if (!doc || json_dump_file(doc, out_json, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
         fprintf(stderr, "bench_report: cannot write %s\n", out_json);
         return 2;

@@ -6,9 +6,13 @@
  *   (fstat, then the copy), so the file checked is the file copied, whatever happens to the
  *   path meanwhile. Checks: a regular file, executable, not writable by group or others,
  *   owned by msd's uid or root.
- * - The copy is written to a temporary name in <state>/bin while being hashed, made 0500
- *   and renamed to <state>/bin/<sha256>. msd only ever executes files under <state>/bin, so
- *   replacing or deleting the original changes nothing that runs.
+ * - The file is hashed first; a build msd already has under <state>/bin is not copied
+ *   again (a program's ms_init deploys itself at every start: this keeps that cheap).
+ *   Otherwise the copy is written to a temporary name in <state>/bin while being hashed
+ *   again (the build is the hash of what was copied, even if the file changed after the
+ *   first read), made 0500 and renamed to <state>/bin/<sha256>. msd only ever executes
+ *   files under <state>/bin, so replacing or deleting the original changes nothing that
+ *   runs.
  * - The copy is then run with MS_DESCRIBE=1 (5 s, stdin /dev/null, output capped at
  *   1 MiB) and its JSON (docs/protocol.md) validated strictly: names, signatures, options.
  * - A build deployed again is not described again: it becomes the newest deployment (so a
@@ -124,6 +128,46 @@ out:
     }
     *services = out;
     return MS_OK;
+}
+
+/* The SHA-256 of fd's content from offset 0 (hex). */
+static ms_status
+hash_fd(int fd, char hex[65], msi_err *err)
+{
+    msi_sha256 c;
+    msi_sha256_init(&c);
+    static _Thread_local char buf[1 << 16];
+    for (off_t off = 0;;) {
+        ssize_t r = pread(fd, buf, sizeof buf, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return msi_errf(err, MS_EIO, "read: %s", strerror(errno));
+        if (r == 0)
+            break;
+        msi_sha256_update(&c, buf, (size_t)r);
+        off += r;
+    }
+    uint8_t digest[32];
+    msi_sha256_final(&c, digest);
+    msi_sha256_hex(digest, hex);
+    return MS_OK;
+}
+
+/* <state>/bin/<hex> when msd has that build's copy already (a new string), else NULL. */
+static char *
+known_copy(msd *m, const char *hex)
+{
+    pthread_mutex_lock(&m->mu);
+    int known = msd_deployment_find(m, hex) != NULL;
+    pthread_mutex_unlock(&m->mu);
+    char *path = known ? msd_strf("%s/bin/%s", m->cfg.state_dir, hex) : NULL;
+    struct stat sb;
+    if (path && (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+        free(path);
+        path = NULL;
+    }
+    return path;
 }
 
 /* Copies fd to <state>/bin/<sha256> (0500), hashing it on the way. */
@@ -321,7 +365,13 @@ msd_deploy(msd *m, const char *path, const json_t *argv, json_t **out, int *crea
     int flags = fcntl(fd, F_GETFL);
     if (flags >= 0)
         fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    st = copy_and_hash(m, fd, hex, &exe, err);
+    st = hash_fd(fd, hex, err);
+    if (st == MS_OK && !(exe = known_copy(m, hex))) {
+        if (lseek(fd, 0, SEEK_SET) < 0)
+            st = msi_errf(err, MS_EIO, "%s: %s", path, strerror(errno));
+        else
+            st = copy_and_hash(m, fd, hex, &exe, err);
+    }
     if (st != MS_OK)
         goto out;
 

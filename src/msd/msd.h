@@ -235,8 +235,11 @@ int msd_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(p
 char *msd_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a whole small file (at most max bytes) into a malloc'd NUL-terminated buffer. */
 char *msd_read_file(const char *path, size_t max, size_t *len);
-/* Writes a file atomically (temp + rename) with the given mode. 0 or -errno. */
+/* Writes a file atomically (temp + rename, fsync'd) with the given mode. 0 or -errno. */
 int msd_write_file(const char *path, const void *data, size_t len, mode_t mode);
+/* The same without fsync: for files that matter only while this boot lasts (an instance's
+ * token: after a reboot every instance is started again and its token written anew). */
+int msd_write_file_nosync(const char *path, const void *data, size_t len, mode_t mode);
 /* Reads the first token-like line of a file into out (64 hex). 0 or -errno. */
 int msd_read_token(const char *path, char out[MSD_TOKEN_HEX + 1]);
 /* Parses "host:port" (host an IPv4 literal or "localhost", or [v6]). 0 or -1. */

@@ -276,11 +276,12 @@ spawn_instance(msd *m, msd_instance *in, int64_t now)
     in->state_mono = now;
 
     /* One token per slot, kept across epochs: a process of an older epoch can still
-     * authenticate, and so learns from the 410 that it must exit. */
+     * authenticate, and so learns from the 410 that it must exit. Not fsync'd (~1 ms of a
+     * first call): the file only matters while this boot lasts. */
     int res = in->token[0] ? 0 : msd_random_hex(in->token);
     token_path(m, in, path, sizeof path);
     if (!res)
-        res = msd_write_file(path, in->token, strlen(in->token), 0600);
+        res = msd_write_file_nosync(path, in->token, strlen(in->token), 0600);
     if (res) {
         msd_fmt(msg, sizeof msg, "cannot write %s: %s", path, strerror(-res));
         goto fail;

@@ -192,8 +192,8 @@ msd_read_file(const char *path, size_t max, size_t *len)
     return buf;
 }
 
-int
-msd_write_file(const char *path, const void *data, size_t len, mode_t mode)
+static int
+write_file(const char *path, const void *data, size_t len, mode_t mode, int sync)
 {
     char tmp[4096];
     if (msd_fmt(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
@@ -216,7 +216,7 @@ msd_write_file(const char *path, const void *data, size_t len, mode_t mode)
     }
     if (!res && fchmod(fd, mode) < 0)
         res = -errno;
-    if (!res && fsync(fd) < 0)
+    if (!res && sync && fsync(fd) < 0)
         res = -errno;
     if (close(fd) < 0 && !res)
         res = -errno;
@@ -225,6 +225,18 @@ msd_write_file(const char *path, const void *data, size_t len, mode_t mode)
     if (res)
         unlink(tmp);
     return res;
+}
+
+int
+msd_write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return write_file(path, data, len, mode, 1);
+}
+
+int
+msd_write_file_nosync(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return write_file(path, data, len, mode, 0);
 }
 
 int
