@@ -234,6 +234,10 @@ typedef struct cstate {
     int64_t expires; /* re-locate after (msi_now_ms); 0: now */
     int refreshing;  /* a caller is re-locating a non-empty list */
     unsigned rr;
+    /* The service's own options as msd reported them (lookup answers), for MS_CLIENT
+     * stubs, which declare none: remote_known is 0 until an answer carried them. */
+    int remote_known, remote_idem;
+    int64_t remote_timeout_ms;
     /* Retry budget: calls and retries per second over the last BUDGET_WINDOW_S seconds. */
     int64_t b_sec[BUDGET_WINDOW_S];
     unsigned b_calls[BUDGET_WINDOW_S], b_retries[BUDGET_WINDOW_S];
@@ -361,8 +365,16 @@ take_list(cstate *cs, const msi_svc *rt, json_t *ans, msi_err *err)
     json_t *ttl = json_object_get(ans, "ttl_ms");
     int64_t ttl_ms = json_is_integer(ttl) ? (int64_t)json_integer_value(ttl) : TTL_DEFAULT_MS;
     ms_lb lb = parse_lb(json_string_value(json_object_get(ans, "lb")));
+    json_t *idem = json_object_get(ans, "idempotent"), *tmo = json_object_get(ans, "timeout_ms");
 
     pthread_mutex_lock(&cs->mu);
+    if (json_is_boolean(idem)) {
+        cs->remote_known = 1;
+        cs->remote_idem = json_is_true(idem);
+        cs->remote_timeout_ms = json_is_integer(tmo) && json_integer_value(tmo) > 0
+                                    ? (int64_t)json_integer_value(tmo)
+                                    : 0;
+    }
     for (int i = 0; i < k; i++) {
         for (int j = 0; j < cs->n; j++) {
             if (cs->list[j].epoch == list[i].epoch && strcmp(cs->list[j].id, list[i].id) == 0 &&
@@ -651,6 +663,21 @@ first_pick(cstate *cs, int64_t now, inst *out)
     return found;
 }
 
+/* For an MS_CLIENT stub (no implementation here, so no options of its own): the service's
+ * idempotent and timeout_ms as msd last reported them. 0 when no answer carried them yet. */
+static int
+remote_opts(cstate *cs, int *idem, int64_t *timeout_ms)
+{
+    pthread_mutex_lock(&cs->mu);
+    int known = cs->remote_known;
+    if (known) {
+        *idem = cs->remote_idem;
+        *timeout_ms = cs->remote_timeout_ms;
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return known;
+}
+
 /* Takes one retry from the budget; 0 when it is spent. */
 static int
 budget_retry(cstate *cs)
@@ -928,12 +955,20 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
     c.attempts = c.backoffs = c.in_doubt = c.waited_msd = c.nbad = c.app_code = 0;
     c.t.n = 0;
     c.why[0] = '\0';
+    /* An MS_CLIENT stub takes the service's own options from msd's answers (docs/calls.md):
+     * until one came, it is not idempotent and has the default timeout. */
+    int client_only = svc->invoke == NULL, r_idem = 0;
+    int64_t r_timeout = 0;
+    int r_known = client_only && remote_opts(c.cs, &r_idem, &r_timeout);
+    if (r_known)
+        c.idem = r_idem;
+    int64_t opt_timeout = r_known && r_timeout > 0 ? r_timeout : rt->opts.timeout_ms;
 
     /* The deadline: this call's timeout, within what is left of the enclosing call's. */
-    int64_t now = msi_now_ms();
-    int64_t budget = timeout_ms > 0            ? timeout_ms
-                     : rt->opts.timeout_ms > 0 ? rt->opts.timeout_ms
-                                               : 10000;
+    int64_t now = msi_now_ms(), t0 = now;
+    int64_t budget = timeout_ms > 0  ? timeout_ms
+                     : opt_timeout > 0 ? opt_timeout
+                                       : 10000;
     if (budget > DEADLINE_MAX_MS)
         budget = DEADLINE_MAX_MS;
     c.deadline = now + budget;
@@ -997,6 +1032,16 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
             if (again && c.attempts > 0 && next == RETRY_OTHER_NOW)
                 next = RETRY_OTHER_BACKOFF; /* the same instance again: never at once */
             now = msi_now_ms(); /* the lookup may have waited */
+            if (client_only && !r_known && remote_opts(c.cs, &r_idem, &r_timeout)) {
+                r_known = 1; /* the first lookup of an MS_CLIENT stub: msd says */
+                c.idem = r_idem;
+                if (timeout_ms <= 0 && r_timeout > 0 && r_timeout < DEADLINE_MAX_MS) {
+                    int64_t d = t0 + r_timeout;
+                    if (msi_cur_ctx && msi_cur_ctx->deadline_ms < d)
+                        d = msi_cur_ctx->deadline_ms;
+                    c.deadline = d;
+                }
+            }
         }
 
         /* 2. A retry: the budget, then the back-off. */

@@ -77,6 +77,9 @@ MS_CLIENT(int64_t, msd_down, (int64_t, x))
 MS_OPTIONS(msd_down, .idempotent = true)
 MS_CLIENT(int64_t, msd_back, (int64_t, x))
 MS_OPTIONS(msd_back, .timeout_ms = 5000)
+/* No MS_OPTIONS: msd's answers say what the service declared. */
+MS_CLIENT(int64_t, remote_idem, (int64_t, x))
+MS_CLIENT(int64_t, remote_timeout, (int64_t, x))
 
 /* ---- fake instances ---- */
 
@@ -411,6 +414,8 @@ typedef struct svc_entry {
     int n;
     int empty_lookups; /* answer this many lookups with an empty list first */
     int hold;          /* hold lookups until the deadline (504) */
+    int remote;        /* answers carry the service's options: */
+    int remote_idem, remote_timeout_ms;
 } svc_entry;
 
 static struct {
@@ -420,7 +425,7 @@ static struct {
     int lookups;
     char reports[64][160]; /* "service instance epoch" */
     int nreports;
-} fm = {PTHREAD_MUTEX_INITIALIZER, {{{0}, {0}, 0, 0, 0}}, 0, 0, {{0}}, 0};
+} fm = {PTHREAD_MUTEX_INITIALIZER, {{{0}, {0}, 0, 0, 0, 0, 0, 0}}, 0, 0, {{0}}, 0};
 
 static msi_http *msd_srv;
 static char msd_addr[64];
@@ -460,10 +465,14 @@ lookup_handler(msi_http_req *r, void *arg)
                 list, json_pack("{s:s,s:i,s:s}", "id", id, "epoch", 1, "addr", s->addr));
         }
     }
+    json_t *ans = json_pack("{s:s,s:s,s:i,s:o}", "service", name, "lb", "none", "ttl_ms", 200,
+                            "instances", list);
+    if (e->remote) {
+        json_object_set_new(ans, "idempotent", json_boolean(e->remote_idem));
+        json_object_set_new(ans, "timeout_ms", json_integer(e->remote_timeout_ms));
+    }
     pthread_mutex_unlock(&fm.mu);
-    msi_http_reply_json(r, 200,
-                        json_pack("{s:s,s:s,s:i,s:o}", "service", name, "lb", "none", "ttl_ms", 200,
-                                  "instances", list));
+    msi_http_reply_json(r, 200, ans);
 }
 
 static void
@@ -610,6 +619,50 @@ test_calls_sent_idempotent_elsewhere(void **state)
     assert_string_equal(srv_rid(bad, 0), srv_rid(ok, 0));
     assert_int_equal((int)strlen(srv_rid(bad, 0)), 32);
     assert_int_equal(reported("rst_idem", bad), 1);
+}
+
+/* An MS_CLIENT stub declares no options: msd's answer says the service is idempotent, so
+ * a call reset after it was sent goes to another instance, even on the stub's first call. */
+static void
+test_calls_client_stub_takes_idempotent_from_msd(void **state)
+{
+    (void)state;
+    fsrv *bad = srv_start(B_RST_AFTER_READ), *ok = srv_start(B_OK);
+    fsrv *l[] = {bad, ok};
+    svc_entry *e = declare("remote_idem", l, 2);
+    pthread_mutex_lock(&fm.mu);
+    e->remote = 1;
+    e->remote_idem = 1;
+    e->remote_timeout_ms = 5000;
+    pthread_mutex_unlock(&fm.mu);
+    int64_t r = -1;
+    assert_int_equal(remote_idem_try(&r, 1), MS_OK);
+    assert_int_equal(r, ok->idx);
+    assert_int_equal(srv_requests(bad), 1);
+    assert_int_equal(srv_requests(ok), 1);
+    assert_string_equal(srv_rid(bad, 0), srv_rid(ok, 0));
+}
+
+/* ... and its timeout: a call to an instance that never answers ends after the service's
+ * 300 ms, not the stub's default 10 s. */
+static void
+test_calls_client_stub_takes_timeout_from_msd(void **state)
+{
+    (void)state;
+    fsrv *h = srv_start(B_HANG);
+    fsrv *l[] = {h};
+    svc_entry *e = declare("remote_timeout", l, 1);
+    pthread_mutex_lock(&fm.mu);
+    e->remote = 1;
+    e->remote_idem = 0;
+    e->remote_timeout_ms = 300;
+    pthread_mutex_unlock(&fm.mu);
+    int64_t r = -1, t0 = msi_now_ms();
+    assert_int_equal(remote_timeout_try(&r, 1), MS_ETIMEDOUT);
+    int64_t took = msi_now_ms() - t0;
+    assert_true(took >= 250);
+    assert_true(took < 3000);
+    assert_int_equal(srv_requests(h), 1);
 }
 
 /* Sent, reset, and the instance is gone: a call that is not idempotent is never re-run
@@ -942,6 +995,10 @@ main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_calls_unsent_goes_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_sent_idempotent_elsewhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_client_stub_takes_idempotent_from_msd, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_calls_client_stub_takes_timeout_from_msd, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_calls_sent_not_idempotent_gone_in_doubt, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_calls_sent_not_idempotent_same_instance, setup,
