@@ -23,8 +23,9 @@
  *   only after "100 Continue" (or EXPECT_WAIT_MS of silence), so that a server refusing it
  *   early (413, 401) never has to swallow it.
  * - Sent or not (DESIGN section 4): `sent` is set once the kernel has accepted a byte of
- *   the body. A kept connection is checked (poll, no wait) before it is used: one the server
- *   has closed is dropped and a new one made, and nothing was sent on it. If a reused
+ *   the body. Before a request with no_resend, a kept connection is checked (poll, no wait):
+ *   one the server has closed is dropped and a new one made, and nothing was sent on it.
+ *   Other requests skip the check (a syscall per request) and rely on the resend. If a reused
  *   connection dies after the request left but before any byte of the response came, the
  *   request is sent once more on a new connection (as libcurl did), unless the request said
  *   no_resend and body bytes had left: then `resend_refused`, MS_EINDOUBT.
@@ -320,9 +321,12 @@ drop_conn(client *c, int i)
 }
 
 /* A kept connection to t that still looks alive (removed from the list: the caller owns
- * it now), or -1. */
+ * it now), or -1. `check`: look first (a poll without waiting) whether the server closed
+ * it, for a request that must not be resent; any other request goes out on it at once and
+ * is sent again on a new connection if the old one turns out dead (one syscall less per
+ * request on the hot path of idempotent calls and lookups). */
 static int
-take_conn(client *c, const target *t, int64_t now)
+take_conn(client *c, const target *t, int64_t now, int check)
 {
     for (int i = 0; i < c->nconns; i++) {
         if (strcmp(c->conns[i].key, t->key) != 0)
@@ -335,7 +339,7 @@ take_conn(client *c, const target *t, int64_t now)
         /* Nothing is outstanding on it: anything readable (data, EOF, an error) means the
          * server is done with it. */
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 0) != 0) {
+        if (check && poll(&p, 1, 0) != 0) {
             drop_conn(c, i--);
             continue;
         }
@@ -1021,7 +1025,7 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
         return msi_errf(err, MS_ENOMEM, "%s: out of memory", req->url);
 
     for (int attempt = 0;; attempt++) {
-        int fd = attempt == 0 ? take_conn(c, &t, now) : -1;
+        int fd = attempt == 0 ? take_conn(c, &t, now, req->no_resend) : -1;
         int reused = fd >= 0;
         if (!reused) {
             st = open_conn(req, &t, deadline, &fd, err);

@@ -20,7 +20,8 @@
  * - Reused connections are not kept past 5 s idle, well inside the servers' 10 s idle
  *   timeout, so a connection the server is about to close is not reused: that race would
  *   turn a non-idempotent call into an in-doubt one. A kept connection is also checked
- *   (without waiting) before each use.
+ *   (without waiting) before a request with `no_resend`; other requests are simply sent
+ *   again on a new connection if the kept one turns out to be closed.
  * - Deadlines are absolute (msi_now_ms clock). A request whose deadline has passed is not
  *   sent at all.
  * - Only http:// URLs; proxies are never used (the environment's http_proxy is ignored:
