@@ -11,6 +11,12 @@
  *   LISTEN_PID, whose digits the child writes itself), then dup2, close_range, sigaction,
  *   setsid, execve. Every descriptor msd opens is O_CLOEXEC, and close_range closes
  *   everything from fd 4 anyway.
+ * - The fork is a vfork: no page tables are copied, so starting a process
+ *   costs msd ~0.1 ms instead of a fork's 1-3 ms (most of what msd spent on a first call).
+ *   The child runs on msd's memory until execve, so every signal is blocked in the calling
+ *   thread around the vfork (no msd handler can run in the child); the child resets every
+ *   disposition to the default, then unblocks. The child writes nothing of msd's but the
+ *   LISTEN_PID slot prepared for it.
  * - The child starts a session of its own (setsid): a ^C in msd's terminal does not reach
  *   the instances, which msd stops itself, by draining. Signal dispositions msd changed
  *   (SIGPIPE ignored) and its signal mask are reset to the defaults.
@@ -27,6 +33,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -181,6 +188,26 @@ put_pid(char *slot, long n)
     *p = '\0';
 }
 
+/* Blocks every signal in the calling thread before a vfork (see the design notes). vfork
+ * itself is called in place, never from a helper: the child must not return from the
+ * function that called it. */
+static void
+block_signals(sigset_t *saved)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, saved);
+}
+
+/* In the parent after the vfork: restores the signal mask, keeps errno. */
+static void
+started_child(const sigset_t *saved)
+{
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+    errno = e;
+}
+
 /* In the child, between fork and exec: async-signal-safe calls only. Never returns. */
 static void
 child_exec(const char *exe, char **argv, char **envp, char *pid_slot, int devnull, int logfd,
@@ -297,14 +324,17 @@ proc_spawn(msd_runner *r, const msd_spawn *sp, msd_proc *proc, char addr[MSD_ADD
         }
     }
 
-    pid_t pid = fork();
+    sigset_t saved;
+    block_signals(&saved);
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(sp->exe, argv, envp, envp[nenv + 1], devnull, logfd, sock);
+    started_child(&saved);
     if (pid < 0) {
         res = -errno;
         msd_fmt(msg, msglen, "fork: %s", strerror(errno));
         goto out;
     }
-    if (pid == 0)
-        child_exec(sp->exe, argv, envp, envp[nenv + 1], devnull, logfd, sock);
 
     memset(proc, 0, sizeof *proc);
     proc->pid = pid;
@@ -476,7 +506,11 @@ msd_run_describe(const char *exe, const char *argv0, int timeout_ms, size_t out_
         msd_fmt(msg, msglen, "cannot prepare the describe run");
         goto out;
     }
-    pid = fork();
+    sigset_t saved;
+    block_signals(&saved);
+    pid = vfork();
+    if (pid != 0)
+        started_child(&saved);
     if (pid < 0) {
         res = -errno;
         msd_fmt(msg, msglen, "fork: %s", strerror(errno));
