@@ -188,30 +188,19 @@ put_pid(char *slot, long n)
     *p = '\0';
 }
 
-/* Blocks every signal in the calling thread before a vfork (see the design notes). vfork
- * itself is called in place, never from a helper: the child must not return from the
- * function that called it. */
-static void
-block_signals(sigset_t *saved)
-{
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, saved);
-}
+/* What a child gets: descriptors dup2'd onto 1, 2, 0 and (when >= 0) 3, in that order;
+ * the rest are closed. */
+typedef struct child_spec {
+    const char *exe;
+    char **argv, **envp;
+    char *pid_slot; /* NULL, or where the child writes its pid (LISTEN_PID) */
+    int fd1, fd2, fd0, fd3;
+} child_spec;
 
-/* In the parent after the vfork: restores the signal mask, keeps errno. */
+/* In the child, between vfork and exec: async-signal-safe calls only, nothing of msd's
+ * memory written but the pid slot. Never returns. */
 static void
-started_child(const sigset_t *saved)
-{
-    int e = errno;
-    pthread_sigmask(SIG_SETMASK, saved, NULL);
-    errno = e;
-}
-
-/* In the child, between fork and exec: async-signal-safe calls only. Never returns. */
-static void
-child_exec(const char *exe, char **argv, char **envp, char *pid_slot, int devnull, int logfd,
-           int sock)
+child_exec(const child_spec *c)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -222,18 +211,36 @@ child_exec(const char *exe, char **argv, char **envp, char *pid_slot, int devnul
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
-    if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+    if (dup2(c->fd1, 1) < 0 || dup2(c->fd2, 2) < 0 || dup2(c->fd0, 0) < 0)
         _exit(126);
-    if (sock >= 0 && dup2(sock, 3) < 0)
+    if (c->fd3 >= 0 && dup2(c->fd3, 3) < 0)
         _exit(126);
-    close_range(sock >= 0 ? 4 : 3, ~0u, 0);
-    if (pid_slot)
-        put_pid(pid_slot, (long)getpid());
-    execve(exe, argv, envp);
+    close_range(c->fd3 >= 0 ? 4 : 3, ~0u, 0);
+    if (c->pid_slot)
+        put_pid(c->pid_slot, (long)getpid());
+    execve(c->exe, c->argv, c->envp);
     static const char msg[] = "msd: exec failed\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
     (void)w;
     _exit(127);
+}
+
+/* Starts c with vfork, every signal blocked in the calling thread around it (see the design
+ * notes). The child never returns from here (it execs or exits), which is what makes vfork
+ * safe to call in a helper. The pid, or -1 with errno set. */
+__attribute__((noinline)) static pid_t
+spawn_child(const child_spec *c)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(c);
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    errno = e;
+    return pid;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -324,12 +331,8 @@ proc_spawn(msd_runner *r, const msd_spawn *sp, msd_proc *proc, char addr[MSD_ADD
         }
     }
 
-    sigset_t saved;
-    block_signals(&saved);
-    pid_t pid = vfork();
-    if (pid == 0)
-        child_exec(sp->exe, argv, envp, envp[nenv + 1], devnull, logfd, sock);
-    started_child(&saved);
+    child_spec cs = {sp->exe, argv, envp, envp[nenv + 1], logfd, logfd, devnull, sock};
+    pid_t pid = spawn_child(&cs);
     if (pid < 0) {
         res = -errno;
         msd_fmt(msg, msglen, "fork: %s", strerror(errno));
@@ -506,32 +509,12 @@ msd_run_describe(const char *exe, const char *argv0, int timeout_ms, size_t out_
         msd_fmt(msg, msglen, "cannot prepare the describe run");
         goto out;
     }
-    sigset_t saved;
-    block_signals(&saved);
-    pid = vfork();
-    if (pid != 0)
-        started_child(&saved);
+    child_spec cs = {exe, argv, envp, NULL, outp[1], errp[1], devnull, -1};
+    pid = spawn_child(&cs);
     if (pid < 0) {
         res = -errno;
         msd_fmt(msg, msglen, "fork: %s", strerror(errno));
         goto out;
-    }
-    if (pid == 0) {
-        /* Async-signal-safe calls only, as in child_exec. */
-        if (dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0 || dup2(devnull, 0) < 0)
-            _exit(126);
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; sig++)
-            sigaction(sig, &sa, NULL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        setsid();
-        close_range(3, ~0u, 0);
-        execve(exe, argv, envp);
-        _exit(127);
     }
     close(outp[1]);
     outp[1] = -1;
