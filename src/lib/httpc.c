@@ -34,8 +34,13 @@
  *   1xx answers are skipped; HEAD, 204 and 304 have no body. The connection is kept when the
  *   framing allows it and neither side said "close". If the server answers while the body is
  *   still being sent, sending stops and the answer is read.
- * - Time: every wait is a poll bounded by the request's deadline; a connect also by
- *   CONNECT_TIMEOUT_MS. Kept connections idle for more than IDLE_REUSE_MS are not reused,
+ * - Time: every wait is bounded by the request's deadline; a connect also by
+ *   CONNECT_TIMEOUT_MS. Connected sockets are blocking and every send and recv passes
+ *   MSG_DONTWAIT, except the wait for an answer: one blocking recv bounded by SO_RCVTIMEO,
+ *   which is set only when the value in place would overshoot the deadline by more than
+ *   2 ms + 1/32 of the time left (so the wait for an answer is one syscall, not a poll and a
+ *   recv, and a run of calls with similar deadlines sets it once). A wait may therefore end
+ *   that much after the deadline, never before it. Kept connections idle for more than IDLE_REUSE_MS are not reused,
  *   well inside the servers' 10 s idle timeout, so a connection the server is about to close
  *   is not picked.
  */
@@ -72,6 +77,7 @@
 
 typedef struct conn {
     int fd;
+    int rcvto_ms;      /* its SO_RCVTIMEO (0: none) */
     int64_t last_used; /* msi_now_ms */
     char key[KEY_MAX];
 } conn;
@@ -101,6 +107,7 @@ typedef struct target {
 typedef struct reader {
     client *c;
     int fd;
+    int *rcvto_ms; /* the connection's SO_RCVTIMEO, shared by copies of the reader */
     int64_t deadline;
     size_t len;   /* bytes in c->rbuf */
     int got_any;  /* some byte of a response came */
@@ -326,7 +333,7 @@ drop_conn(client *c, int i)
  * is sent again on a new connection if the old one turns out dead (one syscall less per
  * request on the hot path of idempotent calls and lookups). */
 static int
-take_conn(client *c, const target *t, int64_t now, int check)
+take_conn(client *c, const target *t, int64_t now, int check, int *rcvto_ms)
 {
     for (int i = 0; i < c->nconns; i++) {
         if (strcmp(c->conns[i].key, t->key) != 0)
@@ -343,6 +350,7 @@ take_conn(client *c, const target *t, int64_t now, int check)
             drop_conn(c, i--);
             continue;
         }
+        *rcvto_ms = c->conns[i].rcvto_ms;
         c->conns[i] = c->conns[--c->nconns];
         return fd;
     }
@@ -350,7 +358,7 @@ take_conn(client *c, const target *t, int64_t now, int check)
 }
 
 static void
-keep_conn(client *c, int fd, const target *t)
+keep_conn(client *c, int fd, const target *t, int rcvto_ms)
 {
     if (c->nconns == MAX_CONNS) { /* close the least recently used */
         int old = 0;
@@ -361,6 +369,7 @@ keep_conn(client *c, int fd, const target *t)
     }
     conn *k = &c->conns[c->nconns++];
     k->fd = fd;
+    k->rcvto_ms = rcvto_ms;
     k->last_used = msi_now_ms();
     memcpy(k->key, t->key, strlen(t->key) + 1);
 }
@@ -405,6 +414,17 @@ connect_within(int fd, const struct sockaddr *sa, socklen_t sl, int64_t deadline
     }
 }
 
+/* A connected socket becomes blocking: the wait for an answer is then one blocking recv
+ * bounded by SO_RCVTIMEO (fill), not a poll and a recv. Every other send and recv passes
+ * MSG_DONTWAIT. */
+static void
+set_blocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
 /* A new connection to t: MS_OK with *fdp, MS_ETIMEDOUT, MS_EUNAVAILABLE. */
 static ms_status
 open_conn(const msi_httpc_req *req, const target *t, int64_t deadline, int *fdp, msi_err *err)
@@ -426,6 +446,7 @@ open_conn(const msi_httpc_req *req, const target *t, int64_t deadline, int *fdp,
             return msi_errf(err, MS_EUNAVAILABLE, "%s: socket: %s", req->url, strerror(errno));
         e = connect_within(fd, (struct sockaddr *)&sa, sizeof sa, cdl);
         if (e == 0) {
+            set_blocking(fd);
             *fdp = fd;
             return MS_OK;
         }
@@ -457,6 +478,7 @@ open_conn(const msi_httpc_req *req, const target *t, int64_t deadline, int *fdp,
         if (e == 0) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            set_blocking(fd);
             freeaddrinfo(ai);
             *fdp = fd;
             return MS_OK;
@@ -541,7 +563,8 @@ build_head(client *c, const msi_httpc_req *req, const target *t, const char *met
 
 /* Reads more into c->rbuf (at least `room` bytes of space made): >0 bytes, 0 EOF (r->eof),
  * -1 error (r->err; ETIMEDOUT when the deadline passed), -2 out of memory. `wait_first`:
- * poll before the first recv (right after a request, the answer cannot be there yet). */
+ * wait in the first recv (right after a request, the answer cannot be there yet); else it
+ * first takes what is there and waits only if nothing is. */
 static ssize_t
 fill(reader *r, int wait_first)
 {
@@ -550,24 +573,32 @@ fill(reader *r, int wait_first)
         return -2;
     if (grow(&c->rbuf, &c->rcap, r->len + 4096 + 1) != 0)
         return -2;
-    int waited = !wait_first;
+    int wait = wait_first;
     for (;;) {
-        if (!waited) {
-            struct pollfd p = {r->fd, POLLIN, 0};
+        int flags = MSG_DONTWAIT;
+        if (wait) {
+            /* One blocking recv, bounded by SO_RCVTIMEO: set only when the one in place
+             * would overshoot the deadline by more than 2 ms + 1/32 of the time left (so a
+             * run of calls with similar deadlines sets it once). One set too short ends
+             * early with EAGAIN and is set again to the time left. */
             int w = wait_ms(r->deadline);
-            int k = w == 0 ? 0 : poll(&p, 1, w);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k < 0) {
-                r->err = errno;
-                return -1;
-            }
-            if (k == 0) {
+            if (w == 0) {
                 r->err = ETIMEDOUT;
                 return -1;
             }
+            int cur = *r->rcvto_ms;
+            int want = w < 0 ? 0 : w;
+            int slack = w < 0 ? 0 : 2 + w / 32;
+            if (cur < 0 || (want == 0) != (cur == 0) || (want && cur > want + slack)) {
+                struct timeval tv = {want / 1000, (want % 1000) * 1000};
+                if (setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0)
+                    *r->rcvto_ms = want;
+                else
+                    *r->rcvto_ms = -1; /* unknown: set it next time */
+            }
+            flags = 0;
         }
-        ssize_t got = recv(r->fd, c->rbuf + r->len, c->rcap - r->len - 1, 0);
+        ssize_t got = recv(r->fd, c->rbuf + r->len, c->rcap - r->len - 1, flags);
         if (got > 0) {
             r->len += (size_t)got;
             r->got_any = 1;
@@ -580,7 +611,9 @@ fill(reader *r, int wait_first)
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            waited = 0;
+            if (wait && wait_ms(r->deadline) > 0)
+                *r->rcvto_ms = -1; /* ended early: set it to the time left */
+            wait = 1;
             continue;
         }
         r->err = errno;
@@ -871,7 +904,7 @@ send_all(int fd, struct iovec *iov, int n, int64_t deadline, size_t *sent_bytes,
     while (n > 0) {
         mh.msg_iov = iov;
         mh.msg_iovlen = (size_t)n;
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -911,13 +944,14 @@ send_all(int fd, struct iovec *iov, int n, int64_t deadline, size_t *sent_bytes,
 /* One request on fd and its response. *body_sent: whether a body byte left; *reusable:
  * whether fd can be kept. */
 static outcome
-exchange(client *c, int fd, const msi_httpc_req *req, size_t hlen, int expect, int no_body,
-         int64_t deadline, reader *r, head *h, size_t *blen, int *body_sent, int *reusable,
-         int *send_err)
+exchange(client *c, int fd, int *rcvto_ms, const msi_httpc_req *req, size_t hlen, int expect,
+         int no_body, int64_t deadline, reader *r, head *h, size_t *blen, int *body_sent,
+         int *reusable, int *send_err)
 {
     memset(r, 0, sizeof *r);
     r->c = c;
     r->fd = fd;
+    r->rcvto_ms = rcvto_ms;
     r->deadline = deadline;
     *reusable = 0;
     size_t blen_req = req->body ? req->body_len : 0;
@@ -1025,7 +1059,8 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
         return msi_errf(err, MS_ENOMEM, "%s: out of memory", req->url);
 
     for (int attempt = 0;; attempt++) {
-        int fd = attempt == 0 ? take_conn(c, &t, now, req->no_resend) : -1;
+        int rcvto_ms = 0; /* a new connection has no SO_RCVTIMEO */
+        int fd = attempt == 0 ? take_conn(c, &t, now, req->no_resend, &rcvto_ms) : -1;
         int reused = fd >= 0;
         if (!reused) {
             st = open_conn(req, &t, deadline, &fd, err);
@@ -1044,13 +1079,13 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
         head h;
         size_t blen = 0;
         int body_sent = 0, reusable = 0, send_err = 0;
-        outcome x = exchange(c, fd, req, hlen, expect, no_body, deadline, &r, &h, &blen,
-                             &body_sent, &reusable, &send_err);
+        outcome x = exchange(c, fd, &rcvto_ms, req, hlen, expect, no_body, deadline, &r, &h,
+                             &blen, &body_sent, &reusable, &send_err);
         if (body_sent)
             resp->sent = 1;
         if (x == XF_OK) {
             if (reusable)
-                keep_conn(c, fd, &t);
+                keep_conn(c, fd, &t, rcvto_ms);
             else
                 close(fd);
             resp->status = h.status;

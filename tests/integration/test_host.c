@@ -664,7 +664,9 @@ test_host_concurrency(void **state)
         pthread_join(c[i].t, NULL);
         assert_int_equal(c[i].status, 200);
     }
-    assert_true(msi_now_ms() - t0 < 1100); /* in parallel, not 4 x 600 ms */
+    /* In parallel (~610 ms), not one after the other (>= 2400 ms); the margin is for a
+     * loaded machine. */
+    assert_true(msi_now_ms() - t0 < 2000);
 }
 
 static void
