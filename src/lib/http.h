@@ -5,16 +5,16 @@
  * unit tests and the fuzzer reach them).
  *
  * Design notes
- * - Threading: one accept thread per server (blocking accept4) and one detached thread per
- *   connection, which reads its requests and runs their handlers, so a handler may block
- *   (run a service call, hold a lookup until an instance is ready) without stalling any
- *   other connection: a health probe arriving while every call slot is busy gets its own
- *   thread and is answered at once. Keep-alive clients reuse their connection, so a thread
- *   is created once per connection, not per request, and a call runs on the thread that
- *   read it (no hand-off, no extra context switch). Connections (hence threads) are bounded
- *   by `max_conns`: past it a new connection is answered 503 and closed at once.
- *   Concurrency limits (an instance's `concurrency`) are the user's business: the host takes
- *   a semaphore in its call handler and nowhere else. Threads are named "ms-accept" and
+ * - Threading: one accept thread per server and one detached thread per connection, which
+ *   reads its requests and runs their handlers, so a handler may block (run a service call,
+ *   hold a lookup until an instance is ready) without stalling any other connection: a
+ *   health probe arriving while every call slot is busy gets its own thread and is
+ *   answered at once. Keep-alive clients reuse their connection, so a thread is created
+ *   once per connection, not per request, and a call runs on the thread that read it (no
+ *   hand-off, no extra context switch). Connections (hence threads) are bounded by
+ *   `max_conns`: past it a new connection is answered 503 and closed at once. Concurrency
+ *   limits (an instance's `concurrency`) are the user's business: the host takes a
+ *   semaphore in its call handler and nowhere else. Threads are named "ms-accept" and
  *   "ms-http".
  * - Routing: a route matches on method and path. A `prefix` ending in '/' matches every
  *   path below it ("/v1/call/" matches "/v1/call/add"; msi_http_rest() gives "add"); any
