@@ -103,6 +103,9 @@
 
 struct conn;
 
+/* What becomes of a connection after a request (serve_request). */
+enum { S_CLOSE = 0, S_KEEP = 1, S_LINGER = 2 /* close, lingering: unread input may follow */ };
+
 struct msi_http {
     int fd; /* listening socket; -1 once quiesced */
     int is_unix;
@@ -314,6 +317,8 @@ reserve(char **buf, size_t *cap, size_t need)
 static void
 set_rcvtimeo(struct conn *c, int ms)
 {
+    if (ms < 1)
+        ms = 1; /* 0 would mean no timeout at all */
     if (ms == c->rcvtimeo_ms)
         return;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -360,11 +365,18 @@ fill(struct conn *c, int64_t deadline)
     }
 }
 
-/* Sends every byte of iov[0..n) (modified). 0, or -1 when the peer is gone or too slow. */
+/*
+ * Sends every byte of iov[0..n) (modified). 0, or -1 when the peer is gone or too slow:
+ * SO_SNDTIMEO bounds each wait, and the whole send is bounded by timeout_ms too, so a
+ * client reading a byte now and then cannot hold the thread.
+ */
 static int
-send_all(int fd, struct iovec *iov, int n)
+send_all(int fd, struct iovec *iov, int n, int timeout_ms)
 {
+    int64_t deadline = 0;
     while (n > 0) {
+        if (deadline && msi_now_ms() > deadline)
+            return -1;
         struct msghdr m = {0};
         m.msg_iov = iov;
         m.msg_iovlen = (size_t)n;
@@ -375,6 +387,8 @@ send_all(int fd, struct iovec *iov, int n)
             return -1;
         }
         size_t done = (size_t)k;
+        if (!deadline)
+            deadline = msi_now_ms() + timeout_ms; /* only once a send was partial */
         while (n > 0 && done >= iov->iov_len) {
             done -= iov->iov_len;
             iov++;
@@ -622,7 +636,7 @@ send_reply(struct conn *c, int keep_alive, int minor)
     p = PUT_LIT(p, "\r\n");
     struct iovec iov[2] = {{head, (size_t)(p - head)}, {c->out, r->out_len}};
     int n = r->head_only || bodyless || r->out_len == 0 ? 1 : 2;
-    return send_all(c->fd, iov, n);
+    return send_all(c->fd, iov, n, c->h->timeout_ms);
 }
 
 /* ---- requests ------------------------------------------------------------------------- */
@@ -827,20 +841,17 @@ body_in(const struct conn *c)
  * The end of a request refused before its body was read (404, 405, 413, the early hook's
  * reply), once its reply went out with `sent` (send_reply's result) and `keep`. The
  * connection goes on only if the body was already in the buffer (or there was none).
- * Returns what serve_one returns.
+ * Returns an S_ outcome.
  */
 static int
 after_refusal(struct conn *c, int sent, int keep)
 {
     if (sent != 0)
-        return 0;
-    if (!keep) {
-        if (!body_in(c))
-            linger_close(c);
-        return 0;
-    }
+        return S_CLOSE;
+    if (!keep)
+        return body_in(c) ? S_CLOSE : S_LINGER;
     consume(c, c->hd.head_len + (c->hd.has_length ? (size_t)c->hd.length : 0));
-    return 1;
+    return S_KEEP;
 }
 
 static int
@@ -849,7 +860,7 @@ keep_after_refusal(const struct conn *c)
     return body_in(c) && c->hd.keep_alive && !c->req.close;
 }
 
-/* Sends the reply of a refusal made before the body; what serve_one returns. */
+/* Sends the reply of a refusal made before the body; returns an S_ outcome. */
 static int
 refuse(struct conn *c)
 {
@@ -930,8 +941,8 @@ read_chunked_body(struct conn *c, int64_t deadline, size_t *end)
 }
 
 /*
- * Serves the request whose head c->hd describes (request_head parsed it). Returns 1 to go
- * on with the connection, 0 to close it.
+ * Serves the request whose head c->hd describes (serve_one parsed it). Returns S_KEEP to go
+ * on with the connection, S_CLOSE or S_LINGER to close it.
  */
 static int
 serve_request(struct conn *c, int64_t deadline)
@@ -968,24 +979,24 @@ serve_request(struct conn *c, int64_t deadline)
     }
     if (r->route->early) {
         if (!enter_user(c))
-            return 0;
+            return S_CLOSE;
         r->route->early(r, r->route->arg);
         if (r->replied) {
             int keep = keep_after_refusal(c) && !h->stopping;
             int sent = send_reply(c, keep, hd->minor);
             if (!leave_user(c))
-                return 0;
+                return S_CLOSE;
             return after_refusal(c, sent, keep);
         }
         if (!leave_user(c))
-            return 0;
+            return S_CLOSE;
     }
     int has_body = hd->chunked || (hd->has_length && hd->length > 0);
     if (has_body && hd->expect_continue && c->len == hd->head_len) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = {(void *)cont, sizeof cont - 1};
-        if (send_all(c->fd, &iov, 1) != 0)
-            return 0;
+        if (send_all(c->fd, &iov, 1, h->timeout_ms) != 0)
+            return S_CLOSE;
     }
     size_t end = hd->head_len;
     if (hd->chunked) {
@@ -993,22 +1004,21 @@ serve_request(struct conn *c, int64_t deadline)
         if (rc <= 0) {
             /* a reply (413 at the end of the body, or an error), or nothing */
             if (!r->replied)
-                return 0;
+                return S_CLOSE;
             rebind(c);
             int keep = rc < 0 && hd->keep_alive;
-            if (send_reply(c, keep, hd->minor) != 0 || !keep) {
-                if (!keep && rc == 0)
-                    linger_close(c);
-                return 0;
-            }
+            if (send_reply(c, keep, hd->minor) != 0)
+                return S_CLOSE;
+            if (!keep)
+                return rc == 0 ? S_LINGER : S_CLOSE;
             consume(c, end);
-            return 1;
+            return S_KEEP;
         }
     } else if (hd->has_length && hd->length > 0) {
         if (!read_length_body(c, deadline)) {
             if (r->replied && send_reply(c, 0, hd->minor) == 0)
-                linger_close(c);
-            return 0;
+                return S_LINGER;
+            return S_CLOSE;
         }
         end += (size_t)hd->length;
     }
@@ -1016,7 +1026,7 @@ serve_request(struct conn *c, int64_t deadline)
 
     /* The handler, and its reply. */
     if (!enter_user(c))
-        return 0;
+        return S_CLOSE;
     char *nulp = r->body_off ? c->buf + r->body_off + r->len : NULL;
     char saved = nulp ? *nulp : 0; /* may be the first byte of a pipelined request */
     if (nulp)
@@ -1029,10 +1039,12 @@ serve_request(struct conn *c, int64_t deadline)
     int keep = hd->keep_alive && !r->close && !h->stopping;
     int sent = send_reply(c, keep, hd->minor);
     int more = leave_user(c);
-    if (sent != 0 || !more || !keep)
-        return 0;
+    if (sent != 0 || !more)
+        return S_CLOSE; /* (stopping: no lingering either) */
+    if (!keep)          /* lingering only if the client sent more (pipelined) */
+        return c->len > end ? S_LINGER : S_CLOSE;
     consume(c, end);
-    return 1;
+    return S_KEEP;
 }
 
 /* Reads, parses and serves one request of c; 1 to go on with the connection, 0 to close. */
@@ -1073,9 +1085,11 @@ serve_one(struct conn *c)
         return 0;
     }
     h->active++;
-    int keep = serve_request(c, deadline);
-    h->active--;
-    return keep;
+    int next = serve_request(c, deadline);
+    h->active--; /* the reply is out (or never will be) */
+    if (next == S_LINGER)
+        linger_close(c);
+    return next == S_KEEP;
 }
 
 static void *
