@@ -387,8 +387,6 @@ send_all(int fd, struct iovec *iov, int n, int timeout_ms)
             return -1;
         }
         size_t done = (size_t)k;
-        if (!deadline)
-            deadline = msi_now_ms() + timeout_ms; /* only once a send was partial */
         while (n > 0 && done >= iov->iov_len) {
             done -= iov->iov_len;
             iov++;
@@ -397,6 +395,8 @@ send_all(int fd, struct iovec *iov, int n, int timeout_ms)
         if (n > 0) {
             iov->iov_base = (char *)iov->iov_base + done;
             iov->iov_len -= done;
+            if (!deadline)
+                deadline = msi_now_ms() + timeout_ms; /* partial: the clock starts */
         }
     }
     return 0;
@@ -788,6 +788,7 @@ static void
 server_error(struct conn *c, int status, ms_status st, const char *msg)
 {
     msi_http_req *r = &c->req;
+    msi_log(3, "%s http: %d: %s", c->h->name, status, msg);
     r->close = 1;
     msi_http_reply_error_ex(r, status, st, NULL, "%s", msg);
 }
