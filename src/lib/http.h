@@ -199,7 +199,8 @@ typedef struct msi_http_head {
  * "chunked", else 501; with Content-Length or in HTTP/1.0, 400), Connection, Expect (other
  * than 100-continue: 417). Versions other than 1.x: 505. Fills *out (offsets into buf);
  * reads nothing past buf[len). Whenever it returns DONE for a buffer, it returns MORE for
- * every shorter prefix of it, and an ERROR for a prefix stays an ERROR as bytes are added.
+ * every shorter prefix of it, and an ERROR for a prefix stays the same ERROR (same status)
+ * as bytes are added.
  */
 int msi_http_parse_head(const char *buf, size_t len, size_t max_header, msi_http_head *out);
 
@@ -216,10 +217,11 @@ typedef struct msi_http_chunked {
  * Decodes a chunked body in place. Consumes the raw bytes buf[*in .. len) and writes the
  * data to buf[*out ..] (never past *in: *out <= *in holds throughout), as long as `total`
  * stays within `keep`; data past it is counted in total and dropped. Chunk extensions are
- * ignored, trailer fields skipped (up to 8 KiB: 431). Returns MSI_HTTP_PARSE_DONE with *in
- * just past the body's last byte, MSI_HTTP_PARSE_MORE when every byte given was consumed
- * and the body goes on, or MSI_HTTP_PARSE_ERROR with *status 400 (malformed) or 413 (a
- * chunk size over 2^60). Bare LF line ends are accepted.
+ * ignored, trailer fields skipped. Returns MSI_HTTP_PARSE_DONE with *in just past the
+ * body's last byte, MSI_HTTP_PARSE_MORE when every byte given was consumed and the body
+ * goes on, or MSI_HTTP_PARSE_ERROR with *status 400 (malformed, or a size line over 4 KiB),
+ * 413 (a chunk size of 2^60 or more) or 431 (trailers over 8 KiB). Bare LF line ends are
+ * accepted.
  */
 int msi_http_dechunk(msi_http_chunked *st, char *buf, size_t *in, size_t len, size_t *out,
                      uint64_t keep, int *status);
