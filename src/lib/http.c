@@ -1247,8 +1247,10 @@ accept_main(void *arg)
             break;
         }
         if (p[1].revents) {
-            /* Quiesce: what is queued is served, bounded in case of a flood. */
-            for (unsigned i = 0; i < h->max_conns && accept_one(h) > 0; i++) {
+            /* Quiesce: what is queued is served. Bounded (max_conns accepts, 100 ms), as
+             * clients may keep connecting meanwhile. */
+            int64_t end = msi_now_ms() + 100;
+            for (unsigned i = 0; i < h->max_conns && accept_one(h) > 0 && msi_now_ms() < end; i++) {
             }
             break;
         }
