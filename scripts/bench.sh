@@ -38,7 +38,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 B=$BUILD/bench
 MSD=$BUILD/src/msd/msd
 
-for p in bench_tcp bench_http bench_zero bench_report; do
+for p in bench_tcp bench_zero bench_report; do
     if [ ! -x "$B/$p" ]; then
         echo "bench: $B/$p is missing: build first (cmake --build $BUILD)" >&2
         exit 2
@@ -206,8 +206,8 @@ row() {
 
 NEED_BENCH="install them with scripts/install-deps.sh bench, then re-run cmake"
 row tcp bench_tcp "bench_tcp not built"
-row http bench_http "bench_http not built" --mhd tpc
-row http_epoll bench_http "bench_http not built" --mhd epoll
+row http bench_http "bench_http not built (needs libmicrohttpd-dev)" --mhd tpc
+row http_epoll bench_http "bench_http not built (needs libmicrohttpd-dev)" --mhd epoll
 row mst bench_mst "bench_mst not built"
 row oncrpc bench_oncrpc "ONC RPC not built: needs libtirpc-dev and rpcsvc-proto ($NEED_BENCH)"
 row grpc bench_grpc "gRPC not built: needs libgrpc++-dev, libprotobuf-dev, protobuf-compiler,\

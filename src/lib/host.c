@@ -4,8 +4,8 @@
  * Also MS_DESCRIBE=1 (msi_describe_main).
  *
  * Design notes
- * - Threads. libmicrohttpd runs one thread per connection (http.h) and a call runs on the
- *   thread of its connection. `concurrency` bounds calls running at once with a counting
+ * - Threads. The HTTP server runs one thread per connection (http.h) and a call runs on
+ *   the thread of its connection. `concurrency` bounds calls running at once with a counting
  *   slot (mutex + condvar); callers beyond it wait in a bounded queue (429 past it) until a
  *   slot frees or their deadline passes (504). Health, readiness, drain and metrics never
  *   take a slot, so a probe is answered while every slot is busy. One more thread sends the

@@ -1,23 +1,27 @@
 /*
- * http.h: a small HTTP/1.1 server over libmicrohttpd, shared by the instance host (host.c)
- * and msd. Not installed.
+ * http.h: a small HTTP/1.1 server of our own over plain sockets, shared by the instance host
+ * (host.c) and msd. Not installed. The server is http.c; its request parser is
+ * http_parse.c (pure functions over a byte buffer, declared at the end of this file so that
+ * unit tests and the fuzzer reach them).
  *
  * Design notes
- * - Threading: the server runs libmicrohttpd with MHD_USE_THREAD_PER_CONNECTION: every
- *   connection has its own thread, which reads the request and runs the handler on it.
- *   A handler may therefore block (run a service call, hold a lookup until an instance is
- *   ready) without stalling any other connection: a health probe arriving while every
- *   call slot is busy still gets its own thread and is answered at once. Keep-alive
- *   clients reuse their connection, so the thread is created once per connection, not
- *   per request, and a call runs on the thread that read it (no hand-off, no extra
- *   context switches). The number of connections (hence threads) is bounded by
- *   `max_conns`. Concurrency limits (an instance's `concurrency`) are the user's business:
- *   the host takes a semaphore in its call handler and nowhere else.
+ * - Threading: one accept thread per server and one detached thread per connection, which
+ *   reads its requests and runs their handlers, so a handler may block (run a service call,
+ *   hold a lookup until an instance is ready) without stalling any other connection: a
+ *   health probe arriving while every call slot is busy gets its own thread and is
+ *   answered at once. Keep-alive clients reuse their connection, so a thread is created
+ *   once per connection, not per request, and a call runs on the thread that read it (no
+ *   hand-off, no extra context switch). Connections (hence threads) are bounded by
+ *   `max_conns`: past it a new connection is answered 503 and closed at once. Concurrency
+ *   limits (an instance's `concurrency`) are the user's business: the host takes a
+ *   semaphore in its call handler and nowhere else. Threads are named "ms-accept" and
+ *   "ms-http".
  * - Routing: a route matches on method and path. A `prefix` ending in '/' matches every
  *   path below it ("/v1/call/" matches "/v1/call/add"; msi_http_rest() gives "add"); any
  *   other prefix matches the path exactly. The first matching route wins. A path matched by
- *   no route gets 404; a path matched with another method gets 405. Errors are JSON
- *   `{"error":{"code":"MS_E...","message":"..."}}` (docs/protocol.md).
+ *   no route gets 404; a path matched with another method gets 405. The path is
+ *   percent-decoded (a decoded NUL is a 400) and the query string is split off it. Errors
+ *   are JSON `{"error":{"code":"MS_E...","message":"..."}}` (docs/protocol.md).
  * - Bodies are accumulated up to the route's `max_body` (else the server's). A request whose
  *   Content-Length is larger is answered 413 at once, before the body is read (the
  *   connection is then closed); a chunked body that grows past the limit is discarded as
@@ -25,8 +29,12 @@
  *   the connection and is reused by its next requests (no allocation per request).
  * - A route may have an `early` hook, run when the headers are in and before the body is
  *   read: it may reply (e.g. 401, 503) so a large body is never read for a refused request.
- * - Limits: headers (request line included) up to `max_header` bytes (431 past it, before
- *   routing), a connection idle for `timeout_s` seconds is closed.
+ *   `Expect: 100-continue` is answered only once routing, the body limit and the hook have
+ *   let the request through.
+ * - Limits: the head (request line and headers) up to `max_header` bytes (431 past it, 414
+ *   when the request line alone is longer, before routing) and 64 header fields (431); a
+ *   connection idle for `timeout_s` seconds is closed, and so is one whose request (head and
+ *   body) is not complete within `timeout_s` of its first byte (408).
  *
  * Ownership: msi_http_req and everything it points to belongs to the server and is valid
  * only during the handler call. Replies copy their body.
@@ -69,7 +77,7 @@ typedef struct msi_http_config {
     size_t nroutes;
     size_t max_body;    /* default body limit (0: 1 MiB) */
     size_t max_header;  /* header limit (0: 8 KiB) */
-    unsigned timeout_s; /* idle connection timeout (0: 10 s) */
+    unsigned timeout_s; /* idle timeout, and time to receive one request (0: 10 s) */
     unsigned max_conns; /* connections (= threads) at once (0: 1024) */
     const char *name;   /* for log messages ("instance", "msd") */
 } msi_http_config;
@@ -83,7 +91,7 @@ typedef struct msi_http_config {
 /*
  * Starts a server; its threads answer requests until msi_http_stop. On failure returns a
  * status with err filled. A listen_fd passed in belongs to the server from then on (closed
- * by msi_http_stop, also on failure). Any thread.
+ * by msi_http_quiesce or msi_http_stop, also on failure); it is made blocking. Any thread.
  */
 ms_status msi_http_start(const msi_http_config *cfg, msi_http **out, msi_err *err);
 /* The bound address, "127.0.0.1:40123" (or the unix path). */
@@ -92,12 +100,14 @@ uint16_t msi_http_port(const msi_http *h);
 /* Requests being processed now (headers read, reply not yet fully sent); idle keep-alive
  * connections do not count. A drain waits for 0 so no reply is cut by msi_http_stop. */
 long msi_http_active(const msi_http *h);
-/* Stops accepting connections (new ones are refused); open connections are still served.
- * Idempotent. */
+/* Stops accepting connections: the listening socket is shut down and closed, so new ones
+ * are refused at once; open connections are still served. Idempotent; any thread. */
 void msi_http_quiesce(msi_http *h);
-/* Stops the server: waits for running handlers, closes every connection and the listening
- * socket, removes a unix socket file it created, frees h. Accepts NULL. Must not be called
- * from a handler. */
+/* Stops the server: stops accepting, closes idle connections and those still reading a
+ * request, lets running handlers finish and send their reply, waits for every connection
+ * thread to end, removes a unix socket file it created, frees h. Accepts NULL. Safe right
+ * after msi_http_start and with connections mid-request. Must not be called from a
+ * handler (it would wait for itself). */
 void msi_http_stop(msi_http *h);
 
 /* ---- the request (valid during the handler only) ---- */
@@ -105,9 +115,9 @@ const char *msi_http_method(const msi_http_req *r);
 const char *msi_http_path(const msi_http_req *r);
 /* The path after a route's '/'-ending prefix ("add" for "/v1/call/add"); "" for exact. */
 const char *msi_http_rest(const msi_http_req *r);
-/* A header (case-insensitive name) or NULL. */
+/* A header (case-insensitive name; the first of several) or NULL. */
 const char *msi_http_header(const msi_http_req *r, const char *name);
-/* A query argument (?build=...) or NULL. */
+/* A query argument (?build=...), percent- and '+'-decoded, or NULL. "?a" gives "". */
 const char *msi_http_query(const msi_http_req *r, const char *name);
 /* When the request's headers arrived (msi_now_ms clock): relative deadlines count from it. */
 int64_t msi_http_arrival_ms(const msi_http_req *r);
@@ -128,7 +138,8 @@ int msi_http_bearer_ok(const msi_http_req *r, const char *const *tokens, size_t 
 int msi_http_token_eq(const char *presented, size_t plen, const char *expected);
 
 /* ---- replies: at most one per request ---- */
-/* Adds a header to the coming reply (e.g. "Retry-After", "1"); copied. Up to 8. */
+/* Adds a header to the coming reply (e.g. "Retry-After", "1"); copied. Up to 8.
+ * "Connection: close" makes the server close the connection after the reply. */
 void msi_http_add_header(msi_http_req *r, const char *name, const char *value);
 /* A reply with any body (copied). */
 void msi_http_reply(msi_http_req *r, int status, const char *content_type, const void *body,
@@ -143,5 +154,83 @@ void msi_http_reply_error(msi_http_req *r, ms_status st, const char *fmt, ...)
  * takes the reference), e.g. {"app_code":7}. */
 void msi_http_reply_error_ex(msi_http_req *r, int http_status, ms_status st, json_t *extra,
                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- the request parser (http_parse.c): pure, no I/O, no allocation ----------------- */
+
+#define MSI_HTTP_MAX_FIELDS 64 /* header fields in a request (431 past it) */
+
+enum {
+    MSI_HTTP_PARSE_ERROR = -1, /* malformed: see status and error */
+    MSI_HTTP_PARSE_MORE = 0,   /* incomplete: call again with more bytes */
+    MSI_HTTP_PARSE_DONE = 1,   /* complete */
+};
+
+/* A header field, as offsets into the parsed buffer; the value without surrounding
+ * whitespace. */
+typedef struct msi_http_field {
+    uint32_t name, name_len, value, value_len;
+} msi_http_field;
+
+typedef struct msi_http_head {
+    size_t head_len;             /* request line, fields and the empty line */
+    uint32_t method, method_len; /* offsets into the buffer */
+    uint32_t target, target_len; /* the request target, as sent */
+    int minor;                   /* HTTP/1.minor: 0 or 1 (1.2 and up count as 1) */
+    /* Framing and options, from the fields. */
+    int chunked;         /* Transfer-Encoding: chunked */
+    int has_length;      /* Content-Length present */
+    uint64_t length;     /* its value; UINT64_MAX when it does not fit */
+    int keep_alive;      /* by version and Connection */
+    int expect_continue; /* Expect: 100-continue (HTTP/1.1) */
+    /* On MSI_HTTP_PARSE_ERROR: */
+    int status;        /* 400, 414, 417, 431, 501 or 505 */
+    const char *error; /* why, static text */
+    int nfields;
+    msi_http_field fields[MSI_HTTP_MAX_FIELDS];
+} msi_http_head;
+
+/*
+ * Parses the head of the request at buf[0..len): the request line ("METHOD SP target SP
+ * HTTP/1.x", CRLF or a bare LF), header fields ("name: value"; obs-fold, whitespace before
+ * the colon, control characters and NUL are 400) and the empty line; empty lines before
+ * the request line are skipped. Needs no more than max_header bytes (431, or 414 when the
+ * request line alone is longer), and at most MSI_HTTP_MAX_FIELDS fields (431). Then the
+ * framing: Content-Length (digits only; several must agree), Transfer-Encoding (only
+ * "chunked", else 501; with Content-Length or in HTTP/1.0, 400), Connection, Expect (other
+ * than 100-continue: 417). Versions other than 1.x: 505. Fills *out (offsets into buf);
+ * reads nothing past buf[len). Whenever it returns DONE for a buffer, it returns MORE for
+ * every shorter prefix of it, and an ERROR for a prefix stays the same ERROR (same status)
+ * as bytes are added.
+ */
+int msi_http_parse_head(const char *buf, size_t len, size_t max_header, msi_http_head *out);
+
+/* State of a chunked body being decoded; zero it before the first call. */
+typedef struct msi_http_chunked {
+    int state;      /* private */
+    uint64_t left;  /* private: bytes left in the current chunk */
+    size_t line;    /* private: bytes of the current size or trailer line */
+    size_t trailer; /* private: bytes of trailers so far */
+    uint64_t total; /* bytes of data decoded so far, kept or not */
+} msi_http_chunked;
+
+/*
+ * Decodes a chunked body in place. Consumes the raw bytes buf[*in .. len) and writes the
+ * data to buf[*out ..] (never past *in: *out <= *in holds throughout), as long as `total`
+ * stays within `keep`; data past it is counted in total and dropped. Chunk extensions are
+ * ignored, trailer fields skipped. Returns MSI_HTTP_PARSE_DONE with *in just past the
+ * body's last byte, MSI_HTTP_PARSE_MORE when every byte given was consumed and the body
+ * goes on, or MSI_HTTP_PARSE_ERROR with *status 400 (malformed, or a size line over 4 KiB),
+ * 413 (a chunk size of 2^60 or more) or 431 (trailers over 8 KiB). Bare LF line ends are
+ * accepted.
+ */
+int msi_http_dechunk(msi_http_chunked *st, char *buf, size_t *in, size_t len, size_t *out,
+                     uint64_t keep, int *status);
+
+/*
+ * Percent-decodes s[0..len) in place (and '+' to a space when plus is set); a '%' not
+ * followed by two hex digits stays as it is. Returns the decoded length; *nul is set when
+ * a NUL was decoded.
+ */
+size_t msi_http_unescape(char *s, size_t len, int plus, int *nul);
 
 #endif /* MSI_HTTP_H */

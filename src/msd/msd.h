@@ -6,12 +6,12 @@
  *   msd.mu. The store (store.h) is a write-through copy of it: every change is written
  *   while the mutex is held, so that the database never runs ahead of or behind memory by
  *   more than the change being made. On start the model is loaded back from the store.
- * - Threads: libmicrohttpd's connection threads run the API handlers (api.c); one thread
- *   runs the reconcile loop (reconcile.c). Handlers change desired state only (desired
- *   counts, deployments, failure reports, heartbeat data) and wake the loop; the loop
- *   alone spawns, probes, kills and moves instances between states. Handlers that wait
- *   (a lookup holding until an instance is ready) wait on msd.changed, which the loop
- *   broadcasts whenever an instance changes state.
+ * - Threads: the HTTP server's connection threads (src/lib/http.c, one per connection) run
+ *   the API handlers (api.c); one thread runs the reconcile loop (reconcile.c). Handlers
+ *   change desired state only (desired counts, deployments, failure reports, heartbeat
+ *   data) and wake the loop; the loop alone spawns, probes, kills and moves instances
+ *   between states. Handlers that wait (a lookup holding until an instance is ready) wait
+ *   on msd.changed, which the loop broadcasts whenever an instance changes state.
  * - A service is identified by (name, build): the same name in two deployments is two
  *   services, each with its own desired count and instances. An instance is a slot
  *   ("i-17") of one service; each (re)start of the slot bumps its epoch, so a heartbeat

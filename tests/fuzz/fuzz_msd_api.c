@@ -2,15 +2,15 @@
  * fuzz_msd_api.c: msd's API request handling (src/msd/api.c), through the real server.
  *
  * Design notes
- * - api.c's handlers are static and take a libmicrohttpd request, so they cannot be called
- *   without a server. This target therefore runs msd's API in-process on an in-memory
+ * - api.c's handlers are static and take a server request (msi_http_req), so they cannot
+ *   be called without a server. This target therefore runs msd's API in-process on an in-memory
  *   model (no store, no runner, no reconcile loop: handlers only change desired state) and
  *   sends each input as one request over msd's unix socket, then reads the answer to the
  *   end. That covers routing, the early (credential) hooks, body limits, body parsing and
  *   the handlers as msd runs them. A pure parser per endpoint would be faster to fuzz
  *   (tests/fuzz/README.md says which).
- * - Well-formed requests share one keep-alive connection (a connection costs
- *   libmicrohttpd a thread); a raw request gets a connection of its own, whose write side
+ * - Well-formed requests share one keep-alive connection (a connection costs the server
+ *   a thread); a raw request gets a connection of its own, whose write side
  *   is shut after it, and is read until msd closes it.
  * - The unix socket trusts a peer with msd's uid; the model's uid is set to another one so
  *   that credentials are checked as on TCP: requests carry the admin token, an instance
@@ -35,7 +35,7 @@
  *
  * Properties: every request is answered (or, for broken framing in kind 4, the connection
  * closed) within 15 s; no answer is a 5xx other than 503 (documented: msd stopping, crash
- * loop) or one of libmicrohttpd's own framing answers (kind 4 only); unless MS_FUZZ_STRICT=0,
+ * loop) or one of the server's own framing answers (kind 4 only); unless MS_FUZZ_STRICT=0,
  * every 4xx/5xx body is also a JSON error {"error":{"code","message"}} (docs/protocol.md).
  */
 #include "fuzz_common.h"
@@ -426,8 +426,8 @@ check_one(const char *text, int raw)
     if (sscanf(text, "HTTP/1.%*[01] %3d", &status) != 1)
         return;
     FZ_CHECK(status >= 100 && status < 600, "bad status %d", status);
-    /* 503: msd stopping or a crash loop (documented). In raw requests libmicrohttpd answers
-     * broken framing itself: 501 (unknown transfer coding), 505 (HTTP version). */
+    /* 503: msd stopping or a crash loop (documented). In raw requests the server (http.c)
+     * answers broken framing itself: 501 (unknown transfer coding), 505 (HTTP version). */
     int allowed_5xx = status == 503 || (raw && (status == 501 || status == 505));
     FZ_CHECK(status < 500 || allowed_5xx, "answered %d: %.300s", status, text);
     const char *body = answer_body(text);

@@ -332,10 +332,73 @@ def msd_api():
     k(6, 4, "head-root", "/")
 
 
+def http_parse():
+    c = Corpus("fuzz_http_parse")
+
+    def sel(maxh=3, step=1, keep=7):
+        # maxh: 64, 256, 1024, 8192; step: 1..8 bytes; keep: 0, 1, 5, 16, 100, 1024, 65536, all
+        return bytes([maxh | (step - 1) << 2 | keep << 5])
+
+    def h(what, text, **kw):
+        c.add(what, sel(**kw) + b(text))
+
+    h("get", "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    h("get-query", "GET /v1/services/add?build=%61b+c&sig=0123 HTTP/1.1\r\nHost: x\r\n"
+      "Authorization: Bearer tok\r\nMs-Deadline-Ms: 2500\r\n\r\n")
+    h("post-length", "POST /v1/call/add HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 13\r\n\r\n{\"a\":2,\"b\":3}")
+    h("post-continue", "POST /v1/call/add HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "Content-Length: 2000000\r\n\r\n")
+    h("chunked", "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6;name=v\r\n world\r\n0\r\nTrailer: x\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+      step=3, keep=3)
+    h("chunked-lf", "POST /e HTTP/1.1\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n", step=1)
+    h("chunked-over-limit", "POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "40\r\n" + "x" * 64 + "\r\n0\r\n\r\n", step=8, keep=4)
+    h("chunked-garbage", "POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n")
+    h("chunk-size-overflow", "POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "ffffffffffffffffffff\r\nx\r\n")
+    h("pipelined", "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n")
+    h("http10-keep-alive", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    h("leading-crlf", "\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    h("absolute-form", "GET http://localhost:4999/v1/health?x HTTP/1.1\r\n\r\n")
+    h("options-star", "OPTIONS * HTTP/1.1\r\n\r\n")
+    h("obs-fold", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n")
+    h("space-before-colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n")
+    h("nul-in-value", b"GET / HTTP/1.1\r\nAuthorization: Bearer a\0b\r\n\r\n")
+    h("nul-in-target", b"GET /a\0b HTTP/1.1\r\n\r\n")
+    h("bare-cr", "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n")
+    h("length-and-chunked", "POST / HTTP/1.1\r\nContent-Length: 7\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n")
+    h("conflicting-lengths", "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\n")
+    h("length-overflow", "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n")
+    h("gzip", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+    h("expect-other", "POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n")
+    h("version-9.9", "GET / HTTP/9.9\r\n\r\n")
+    h("no-version", "GET /v1/health\r\n\r\n")
+    h("long-line-414", "GET /" + "x" * 300 + " HTTP/1.1\r\n\r\n", maxh=1)
+    h("long-head-431", "GET / HTTP/1.1\r\nX-Big: " + "a" * 300 + "\r\n\r\n", maxh=1)
+    h("many-fields", "GET / HTTP/1.1\r\n" + "X-Many: v\r\n" * 70 + "\r\n")
+    h("percent", "GET /v1/services/%ff%fe%00%zz%4?q=%00&a+b=c+d HTTP/1.1\r\n\r\n")
+
+
+TARGETS = {
+    "fuzz_call_args": lambda: call_args(),
+    "fuzz_call_result": lambda: call_result(),
+    "fuzz_msd_api": lambda: msd_api(),
+    "fuzz_http_parse": lambda: http_parse(),
+}
+
+
 def main():
-    call_args()
-    call_result()
-    msd_api()
+    # Every target, or only those named (a corpus is rewritten as a whole: files added by
+    # hand, such as corpus/fuzz_msd_api/regress-*, must be added again after a full run).
+    names = sys.argv[1:] or list(TARGETS)
+    for name in names:
+        if name not in TARGETS:
+            print("make_corpus.py: unknown target %s" % name, file=sys.stderr)
+            return 2
+        TARGETS[name]()
     return 0
 
 
