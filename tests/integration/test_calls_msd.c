@@ -260,6 +260,12 @@ test_calls_msd_nested_deadline_and_trace(void **state)
 {
     (void)state;
     char *r = NULL;
+    /* First both instances start (slow under sanitizers on a loaded machine): the call
+     * measured below must not spend its 3 s on that. */
+    assert_int_equal(ms_next_call_timeout_ms(30000), MS_OK);
+    assert_int_equal(outer_try(&r), MS_OK);
+    free(r);
+    r = NULL;
     assert_int_equal(ms_next_call_timeout_ms(3000), MS_OK);
     assert_int_equal(outer_try(&r), MS_OK);
     char t_out[64], t_in[64];
