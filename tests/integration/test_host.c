@@ -622,7 +622,9 @@ test_host_health_while_busy(void **state)
     spawn(f, "slow", NULL);
     wait_ready(f);
     bg_call c = {0};
-    bg_start(&c, f, 1500);
+    /* 2.5 s: whenever the call starts (up to 0.5 s after the instance's first heartbeat, on
+     * a loaded machine), a whole 1 s heartbeat window falls inside it. */
+    bg_start(&c, f, 2500);
     wait_metric(f, "ms_inflight{service=\"slow\"} 1");
     /* The only slot is busy; probes are answered at once anyway. */
     int64_t t0 = msi_now_ms();
