@@ -9,27 +9,32 @@
 #include <string.h>
 
 int
+msi_grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < need) {
+        if (n > SIZE_MAX / 2) {
+            n = need;
+            break;
+        }
+        n *= 2;
+    }
+    char *p = realloc(*buf, n);
+    if (!p)
+        return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+int
 msi_buf_reserve(msi_buf *b, size_t more)
 {
     if (more > SIZE_MAX - b->len - 1)
         return -1;
-    size_t need = b->len + more + 1;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) {
-        if (cap > SIZE_MAX / 2) {
-            cap = need;
-            break;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p)
-        return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
+    return msi_grow(&b->p, &b->cap, b->len + more + 1);
 }
 
 int

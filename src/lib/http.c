@@ -298,22 +298,6 @@ describe_fd(msi_http *h)
 
 /* ---- buffers and socket I/O ----------------------------------------------------------- */
 
-static int
-reserve(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need)
-        n *= 2;
-    char *b = realloc(*buf, n);
-    if (!b)
-        return -1;
-    *buf = b;
-    *cap = n;
-    return 0;
-}
-
 static void
 set_rcvtimeo(struct conn *c, int ms)
 {
@@ -335,7 +319,7 @@ set_rcvtimeo(struct conn *c, int ms)
 static ssize_t
 fill(struct conn *c, int64_t deadline)
 {
-    if (c->len == c->cap && reserve(&c->buf, &c->cap, c->cap + 1) != 0) {
+    if (c->len == c->cap && msi_grow(&c->buf, &c->cap, c->cap + 1) != 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -533,20 +517,6 @@ put_str(char *p, const char *s)
     return put(p, s, strlen(s));
 }
 
-static char *
-put_uint(char *p, unsigned long long v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 /* Two digits of v (0..99). */
 static char *
 put2(char *p, int v)
@@ -602,7 +572,7 @@ send_reply(struct conn *c, int keep_alive, int minor)
     int status = r->status >= 100 && r->status <= 999 ? r->status : 500;
     int bodyless = status == 204 || status == 304 || status < 200;
     p = PUT_LIT(p, "HTTP/1.1 ");
-    p = put_uint(p, (unsigned)status);
+    p = msi_u64_text(p, (unsigned)status);
     *p++ = ' ';
     p = put_str(p, reason(status));
     p = PUT_LIT(p, "\r\nDate: ");
@@ -615,7 +585,7 @@ send_reply(struct conn *c, int keep_alive, int minor)
     }
     if (!bodyless) {
         p = PUT_LIT(p, "Content-Length: ");
-        p = put_uint(p, r->out_len);
+        p = msi_u64_text(p, r->out_len);
         p = PUT_LIT(p, "\r\n");
     }
     const char *x = r->hdr;
@@ -875,7 +845,7 @@ read_length_body(struct conn *c, int64_t deadline)
 {
     msi_http_head *hd = &c->hd;
     size_t need = hd->head_len + (size_t)hd->length;
-    if (reserve(&c->buf, &c->cap, need + 1) != 0) {
+    if (msi_grow(&c->buf, &c->cap, need + 1) != 0) {
         server_error(c, 500, MS_ENOMEM, "out of memory for the body");
         return 0;
     }
@@ -919,7 +889,7 @@ read_chunked_body(struct conn *c, int64_t deadline, size_t *end)
             msi_http_reply_error(r, MS_ETOOBIG, "body over the limit of %zu bytes", r->limit);
             return 0;
         }
-        if (c->cap - c->len < 4096 && reserve(&c->buf, &c->cap, c->len + 16384) != 0) {
+        if (c->cap - c->len < 4096 && msi_grow(&c->buf, &c->cap, c->len + 16384) != 0) {
             server_error(c, 500, MS_ENOMEM, "out of memory for the body");
             return 0;
         }
@@ -1106,7 +1076,7 @@ conn_main(void *arg)
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     c->rcvtimeo_ms = -1;
-    if (reserve(&c->buf, &c->cap, h->buf_init) == 0) {
+    if (msi_grow(&c->buf, &c->cap, h->buf_init) == 0) {
         while (serve_one(c)) {
         }
     }
@@ -1573,14 +1543,14 @@ msi_http_reply(msi_http_req *r, int status, const char *content_type, const void
         else
             msi_log(1, "http: Content-Type of the reply to %s dropped", r->path);
     }
-    if (reserve(&c->out, &c->out_cap, len ? len : 1) != 0) {
+    if (msi_grow(&c->out, &c->out_cap, len ? len : 1) != 0) {
         static const char oom[] =
             "{\"error\":{\"code\":\"MS_ENOMEM\",\"message\":\"out of memory\"}}";
         r->status = 500;
         r->close = 1;
         snprintf(r->ctype, sizeof r->ctype, "application/json");
         len = 0;
-        if (reserve(&c->out, &c->out_cap, sizeof oom) == 0) {
+        if (msi_grow(&c->out, &c->out_cap, sizeof oom) == 0) {
             memcpy(c->out, oom, sizeof oom - 1);
             len = sizeof oom - 1;
         }

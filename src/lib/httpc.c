@@ -199,25 +199,6 @@ msi_httpc_thread_release(void)
     client_free(c);
 }
 
-static int
-grow(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need) {
-        if (n > SIZE_MAX / 2)
-            return -1;
-        n *= 2;
-    }
-    char *b = realloc(*buf, n);
-    if (!b)
-        return -1;
-    *buf = b;
-    *cap = n;
-    return 0;
-}
-
 /* Frees a buffer that grew past KEEP_BUF_MAX (one huge response must not stay per thread). */
 static void
 trim(char **buf, size_t *cap)
@@ -502,7 +483,7 @@ open_conn(const msi_httpc_req *req, const target *t, int64_t deadline, int *fdp,
 static int
 put(client *c, size_t *len, const char *s, size_t n)
 {
-    if (grow(&c->hbuf, &c->hcap, *len + n + 1) != 0)
+    if (msi_grow(&c->hbuf, &c->hcap, *len + n + 1) != 0)
         return -1;
     memcpy(c->hbuf + *len, s, n);
     *len += n;
@@ -571,7 +552,7 @@ fill(reader *r, int wait_first)
     client *c = r->c;
     if (r->len + 4096 + 1 > BODY_MAX + HEAD_MAX)
         return -2;
-    if (grow(&c->rbuf, &c->rcap, r->len + 4096 + 1) != 0)
+    if (msi_grow(&c->rbuf, &c->rcap, r->len + 4096 + 1) != 0)
         return -2;
     int wait = wait_first;
     for (;;) {
@@ -852,7 +833,7 @@ read_body(reader *r, const head *h, int no_body, size_t *blen, int *reusable)
         if ((unsigned long long)h->content_length > BODY_MAX)
             return -2;
         size_t want = off + (size_t)h->content_length;
-        if (grow(&r->c->rbuf, &r->c->rcap, want + 1) != 0)
+        if (msi_grow(&r->c->rbuf, &r->c->rcap, want + 1) != 0)
             return -2;
         while (r->len < want) {
             ssize_t got = fill(r, 0);

@@ -44,6 +44,9 @@ typedef struct msi_buf {
 } msi_buf;
 /* Makes room for `more` bytes after len, plus a NUL: 0, or -1 when out of memory. */
 int msi_buf_reserve(msi_buf *b, size_t more);
+/* Grows *buf (capacity *cap) to at least `need` bytes, doubling: 0, or -1 when out of
+ * memory (*buf is then unchanged). For buffers that are not an msi_buf. */
+int msi_grow(char **buf, size_t *cap, size_t need);
 /* Appends n bytes: 0, or -1 when out of memory. */
 int msi_buf_put(msi_buf *b, const void *s, size_t n);
 /* Empties b, and frees its memory when it grew past `keep` bytes (so that one huge value
