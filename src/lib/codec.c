@@ -100,10 +100,8 @@ set_ptr(void *slot, const void *p)
     memcpy(slot, &p, sizeof p);
 }
 
-/* Offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and
- * code points above U+10FFFF are invalid); len when all of s is valid. */
-static size_t
-utf8_invalid_at(const char *str, size_t len)
+size_t
+msi_utf8_invalid_at(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -145,7 +143,7 @@ check_text(const char *s, size_t len, const char *what, msi_err *err)
     if (nul)
         return msi_errf(err, MS_EBADARGS, "%s: string contains NUL (\\u0000) at byte %zu", what,
                         (size_t)(nul - s));
-    size_t bad = utf8_invalid_at(s, len);
+    size_t bad = msi_utf8_invalid_at(s, len);
     if (bad != len)
         return msi_errf(err, MS_EBADARGS, "%s: invalid UTF-8 at byte %zu", what, bad);
     return MS_OK;
@@ -158,7 +156,7 @@ msi_utf8_scrub(char *s)
         return;
     size_t len = strlen(s), i = 0;
     while (i < len) {
-        size_t bad = utf8_invalid_at(s + i, len - i);
+        size_t bad = msi_utf8_invalid_at(s + i, len - i);
         if (bad == len - i)
             break;
         s[i + bad] = '?';
@@ -509,9 +507,8 @@ b64_value(unsigned char c)
     return -1;
 }
 
-/* Base64 of data into out, which has room for 4 * ceil(len / 3) bytes. */
-static void
-b64_encode(const uint8_t *data, size_t len, char *out)
+void
+msi_b64_encode(const uint8_t *data, size_t len, char *out)
 {
     size_t i = 0, o = 0;
     for (; i + 3 <= len; i += 3) {
@@ -550,10 +547,71 @@ encode_bytes(const void *v, json_t **out, const char *what, msi_err *err)
     char *buf = malloc(olen ? olen : 1);
     if (!buf)
         return nomem(err, what);
-    b64_encode(b.data, b.len, buf);
+    msi_b64_encode(b.data, b.len, buf);
     *out = json_stringn_nocheck(buf, olen);
     free(buf);
     return *out ? MS_OK : nomem(err, what);
+}
+
+/* Checks base64 text: 0 valid, else 1 (length), 2 (a character, at *at), 3 (padding bits). */
+static int
+b64_check(const unsigned char *s, size_t n, size_t *at)
+{
+    if (n % 4 != 0)
+        return 1;
+    size_t pad = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+    size_t data_chars = n - pad;
+    for (size_t i = 0; i < data_chars; i++) {
+        if (b64_value(s[i]) < 0) {
+            *at = i;
+            return 2;
+        }
+    }
+    /* The bits after the last byte must be zero: "QR==" and "QQ==" are not both "A". */
+    int last = b64_value(s[data_chars - 1]);
+    if ((pad == 1 && (last & 0x3)) || (pad == 2 && (last & 0xF)))
+        return 3;
+    return 0;
+}
+
+/* Decodes checked base64 text (n > 0) into a malloc'd buffer; NULL when out of memory. */
+static uint8_t *
+b64_decode(const unsigned char *s, size_t n, size_t *len)
+{
+    size_t pad = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+    size_t data_chars = n - pad;
+    size_t blen = n / 4 * 3 - pad;
+    uint8_t *data = malloc(blen ? blen : 1);
+    if (!data)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t w = 0;
+        for (size_t k = 0; k < 4; k++)
+            w = w << 6 | (uint32_t)(i + k < data_chars ? b64_value(s[i + k]) : 0);
+        data[o++] = (uint8_t)(w >> 16);
+        if (o < blen)
+            data[o++] = (uint8_t)(w >> 8);
+        if (o < blen)
+            data[o++] = (uint8_t)w;
+    }
+    *len = blen;
+    return data;
+}
+
+int
+msi_b64_decode(const char *text, size_t n, ms_bytes *out)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t at;
+    out->data = NULL;
+    out->len = 0;
+    if (n == 0)
+        return 0;
+    if (b64_check(s, n, &at) != 0)
+        return -1;
+    out->data = b64_decode(s, n, &out->len);
+    return out->data ? 0 : -2;
 }
 
 static ms_status
@@ -568,35 +626,22 @@ decode_bytes(const json_t *j, void *v, const char *what, msi_err *err)
         memcpy(v, &b, sizeof b);
         return MS_OK;
     }
-    if (n % 4 != 0)
+    size_t at = 0;
+    switch (b64_check(s, n, &at)) {
+    case 1:
         return msi_errf(err, MS_EBADARGS, "%s: invalid base64: length %zu is not a multiple of 4",
                         what, n);
-    size_t pad = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
-    size_t data_chars = n - pad;
-    for (size_t i = 0; i < data_chars; i++) {
-        if (b64_value(s[i]) < 0)
-            return msi_errf(err, MS_EBADARGS,
-                            "%s: invalid base64: unexpected character at offset %zu", what, i);
-    }
-    /* The bits after the last byte must be zero: "QR==" and "QQ==" are not both "A". */
-    int last = b64_value(s[data_chars - 1]);
-    if ((pad == 1 && (last & 0x3)) || (pad == 2 && (last & 0xF)))
+    case 2:
+        return msi_errf(err, MS_EBADARGS,
+                        "%s: invalid base64: unexpected character at offset %zu", what, at);
+    case 3:
         return msi_errf(err, MS_EBADARGS, "%s: invalid base64: non-zero padding bits", what);
-    b.len = n / 4 * 3 - pad;
-    b.data = malloc(b.len);
+    default:
+        break;
+    }
+    b.data = b64_decode(s, n, &b.len);
     if (!b.data)
         return nomem(err, what);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        uint32_t w = 0;
-        for (size_t k = 0; k < 4; k++)
-            w = w << 6 | (uint32_t)(i + k < data_chars ? b64_value(s[i + k]) : 0);
-        b.data[o++] = (uint8_t)(w >> 16);
-        if (o < b.len)
-            b.data[o++] = (uint8_t)(w >> 8);
-        if (o < b.len)
-            b.data[o++] = (uint8_t)w;
-    }
     memcpy(v, &b, sizeof b);
     return MS_OK;
 }

@@ -63,4 +63,37 @@ void msi_utf8_scrub(char *s);
  * invalid UTF-8. NULL with err filled on failure. */
 json_t *msi_json_parse(const char *text, size_t len, msi_err *err);
 
+/* ---- The text lane (codec_text.c): C values to JSON text and back, without a tree ----
+ *
+ * The call path's encoders and decoders. Each handles the common cases and says "not
+ * handled" for the rest (a json_t * value, a value that is wrong, JSON it does not read),
+ * and the caller then takes the tree path above, which stays the reference: its results
+ * and its error messages are the ones users see. So a value decoded by this lane is the
+ * value the tree path would have decoded, and text encoded by it decodes (either way) to
+ * the value the tree path's text decodes to. tests/unit/test_codec_text.c checks both.
+ */
+
+/* Appends {"name":value,...} of svc's arguments to b. 1 done; 0 not handled (b->len is
+ * restored); -1 out of memory. */
+int msi_text_encode_args(const ms__service *svc, const void *args, msi_buf *b);
+/* Appends {"result":value} ({"result":null} for void). Same returns. */
+int msi_text_encode_result(const ms__service *svc, const void *result, msi_buf *b);
+/* Decodes an argument object from text (len bytes) into args (svc->args_size bytes, zeroed
+ * first). 1 done (free with msi_free_args); 0 not handled: args is left zeroed. */
+int msi_text_decode_args(const ms__service *svc, const char *text, size_t len, void *args);
+/* Decodes {"result":value} into *result (ignored for void; NULL: checked, then released).
+ * 1 done; 0 not handled: *result is left zeroed. */
+int msi_text_decode_result(const ms__service *svc, const char *text, size_t len, void *result);
+
+/* Helpers shared by codec.c and codec_text.c. */
+/* Offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and
+ * code points above U+10FFFF are invalid); len when all of s is valid. */
+size_t msi_utf8_invalid_at(const char *s, size_t len);
+/* Base64 (RFC 4648, with padding) of data into out, which has room for 4 * ceil(len / 3)
+ * bytes. */
+void msi_b64_encode(const uint8_t *data, size_t len, char *out);
+/* Strict base64 (as the tree path accepts it) into *out (data malloc'd; {NULL, 0} for ""):
+ * 0, -1 invalid, -2 out of memory. */
+int msi_b64_decode(const char *s, size_t n, ms_bytes *out);
+
 #endif /* MS_CODEC_H */

@@ -663,6 +663,55 @@ app_message(void)
     return m;
 }
 
+/* Sends a reply of `len` bytes of JSON text, keeping it for duplicates when `dd` is set. */
+static void
+reply_text(msi_http_req *r, int status, const char *t, size_t len, dd_entry **dd)
+{
+    if (*dd) {
+        dd_finish(*dd, status, t, len);
+        *dd = NULL;
+    }
+    closing(r);
+    msi_http_reply(r, status, "application/json", t, len);
+}
+
+/* The calling thread's buffer for a result's text, emptied (NULL when out of memory). A
+ * connection's thread serves one call at a time; the buffer is freed with the thread. */
+static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+static pthread_key_t rbuf_key;
+static int rbuf_ok;
+
+static void
+rbuf_free(void *p)
+{
+    msi_buf_free(p);
+    free(p);
+}
+
+static void
+rbuf_init(void)
+{
+    rbuf_ok = pthread_key_create(&rbuf_key, rbuf_free) == 0;
+}
+
+static msi_buf *
+result_buf(void)
+{
+    pthread_once(&rbuf_once, rbuf_init);
+    if (!rbuf_ok)
+        return NULL;
+    msi_buf *b = pthread_getspecific(rbuf_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(rbuf_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    msi_buf_reset(b, 256u << 10);
+    return b;
+}
+
 /* Sends a reply made of `body` (taken), keeping it for duplicates when `dd` is set. */
 static void
 reply_kept(msi_http_req *r, int status, json_t *body, dd_entry **dd)
@@ -674,12 +723,7 @@ reply_kept(msi_http_req *r, int status, json_t *body, dd_entry **dd)
     size_t len = strlen(t);
     if (!text)
         status = 500;
-    if (*dd) {
-        dd_finish(*dd, status, t, len);
-        *dd = NULL;
-    }
-    closing(r);
-    msi_http_reply(r, status, "application/json", t, len);
+    reply_text(r, status, t, len, dd);
     free(text);
 }
 
@@ -766,18 +810,23 @@ call_handler(msi_http_req *r, void *arg)
         }
     }
 
-    memset(args, 0, svc->args_size);
-    j = msi_json_parse(body, len, &err);
-    if (!j) {
-        call_refuse(r, MS_EBADARGS, "%s: arguments: %s", H.service, err.msg);
-        goto done;
-    }
-    ms_status st = msi_decode_args(svc, j, args, &err);
-    json_decref(j);
-    j = NULL;
-    if (st != MS_OK) {
-        call_refuse(r, st, "%s: %s", H.service, err.msg);
-        goto done;
+    /* The text lane (codec_text.c) reads the common cases; the tree reads the rest, and is
+     * the one that says what is wrong. */
+    ms_status st = MS_OK;
+    if (!msi_text_decode_args(svc, body, len, args)) {
+        memset(args, 0, svc->args_size);
+        j = msi_json_parse(body, len, &err);
+        if (!j) {
+            call_refuse(r, MS_EBADARGS, "%s: arguments: %s", H.service, err.msg);
+            goto done;
+        }
+        st = msi_decode_args(svc, j, args, &err);
+        json_decref(j);
+        j = NULL;
+        if (st != MS_OK) {
+            call_refuse(r, st, "%s: %s", H.service, err.msg);
+            goto done;
+        }
     }
     have_args = 1;
 
@@ -815,7 +864,18 @@ call_handler(msi_http_req *r, void *arg)
         reply_kept(r, 500, error_body(st, NULL, ms_last_error()), &dd);
         goto done;
     }
-    st = msi_encode_result(svc, rsize ? res : NULL, &j, &err);
+    /* The result: by the text lane into the thread's buffer; else through the tree (which
+     * also reports a result that cannot be sent). */
+    msi_buf *out = result_buf();
+    int trc = out ? msi_text_encode_result(svc, rsize ? res : NULL, out) : -1;
+    if (trc == 1) {
+        if (rsize)
+            ms__free_value(svc->result, res);
+        reply_text(r, 200, out->p, out->len, &dd);
+        goto done;
+    }
+    st = trc < 0 ? msi_errf(&err, MS_ENOMEM, "out of memory")
+                 : msi_encode_result(svc, rsize ? res : NULL, &j, &err);
     if (rsize)
         ms__free_value(svc->result, res);
     if (st != MS_OK) {

@@ -10,7 +10,10 @@
  * - a failure is MS_EBADARGS (or MS_ENOMEM) with a non-empty, valid UTF-8 message (it is
  *   sent back in a JSON error body), and leaves the argument struct zeroed;
  * - whatever decodes encodes again (msi_encode_args), and encoding is a fixed point:
- *   decode(encode(v)) encodes to the same JSON as v.
+ *   decode(encode(v)) encodes to the same JSON as v;
+ * - the text lane (codec_text.c, the instance's fast path) agrees with the tree: what it
+ *   decodes, the tree decodes too, to a value that encodes the same; and its encoding of
+ *   the decoded value parses and encodes (through the tree) to the same JSON.
  */
 #include "fuzz_common.h"
 #include "fuzz_services.h"
@@ -59,6 +62,50 @@ check_round_trip(ms__service *svc, void *args)
     free(text);
 }
 
+/* The text lane against the tree: `tree_args` is what the tree decoded (NULL: it failed). */
+static void
+check_text_lane(ms__service *svc, const char *body, size_t len, void *tree_args)
+{
+    void *t = malloc(svc->args_size);
+    FZ_CHECK(t != NULL, "out of memory");
+    memset(t, 0x5A, svc->args_size);
+    if (!msi_text_decode_args(svc, body, len, t)) {
+        FZ_CHECK(all_zero(t, svc->args_size), "%s: text lane left arguments set", svc->name);
+        free(t);
+        return;
+    }
+    FZ_CHECK(tree_args != NULL, "%s: the text lane decoded what the tree refuses", svc->name);
+    msi_err err = {{0}};
+    json_t *a = NULL, *b = NULL;
+    FZ_CHECK(msi_encode_args(svc, tree_args, &a, &err) == MS_OK, "%s: encode", svc->name);
+    FZ_CHECK(msi_encode_args(svc, t, &b, &err) == MS_OK, "%s: encode (text lane's value)",
+             svc->name);
+    FZ_CHECK(json_equal(a, b), "%s: text lane and tree decode differently", svc->name);
+    msi_buf out = {0};
+    int rc = msi_text_encode_args(svc, t, &out);
+    FZ_CHECK(rc >= 0, "out of memory");
+    if (rc == 1) {
+        json_t *j = msi_json_parse(out.p, out.len, &err);
+        FZ_CHECK(j != NULL, "%s: text lane encoding does not parse: %s", svc->name, err.msg);
+        void *again = calloc(1, svc->args_size);
+        FZ_CHECK(again != NULL, "out of memory");
+        FZ_CHECK(msi_decode_args(svc, j, again, &err) == MS_OK,
+                 "%s: text lane encoding does not decode: %s", svc->name, err.msg);
+        json_t *c = NULL;
+        FZ_CHECK(msi_encode_args(svc, again, &c, &err) == MS_OK, "%s: encode", svc->name);
+        FZ_CHECK(json_equal(a, c), "%s: text lane encodes another value", svc->name);
+        json_decref(c);
+        msi_free_args(svc, again);
+        free(again);
+        json_decref(j);
+    }
+    msi_buf_free(&out);
+    json_decref(a);
+    json_decref(b);
+    msi_free_args(svc, t);
+    free(t);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -92,6 +139,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         check_round_trip(svc, args);
     }
+    check_text_lane(svc, body, len, st == MS_OK ? args : NULL);
     msi_free_args(svc, args);
     free(args);
     json_decref(j);
