@@ -13,7 +13,9 @@
  *   result is left zeroed;
  * - a decoded result encodes again, to the same JSON once decoded and encoded again;
  * - the error helpers return a known status and a NUL-terminated text within the buffer,
- *   for every buffer size.
+ *   for every buffer size;
+ * - the text lane (codec_text.c, the client's fast path) agrees with the tree: what it
+ *   decodes, the tree decodes too, to a value that encodes the same.
  */
 #include "fuzz_common.h"
 #include "fuzz_services.h"
@@ -77,6 +79,40 @@ check_result_round_trip(ms__service *svc, void *result)
     json_decref(enc2);
 }
 
+/* The text lane's decoding of body against the tree's: `tree` is what the tree decoded
+ * (NULL: it failed). */
+static void
+check_text_lane(ms__service *svc, const char *body, size_t len, const void *tree, int tree_ok)
+{
+    size_t rsize = svc->result ? svc->result->size : 0;
+    void *t = rsize ? malloc(rsize) : NULL;
+    FZ_CHECK(!rsize || t != NULL, "out of memory");
+    if (rsize)
+        memset(t, 0x5A, rsize);
+    int handled = msi_text_decode_result(svc, body, len, t);
+    if (!handled) {
+        FZ_CHECK(!rsize || all_zero(t, rsize), "%s: text lane left the result set", svc->name);
+        free(t);
+        return;
+    }
+    FZ_CHECK(tree_ok, "%s: the text lane decoded what the tree refuses", svc->name);
+    if (rsize) {
+        msi_err err = {{0}};
+        json_t *a = NULL, *b = NULL;
+        FZ_CHECK(msi_encode_result(svc, tree, &a, &err) == MS_OK, "%s: encode", svc->name);
+        FZ_CHECK(msi_encode_result(svc, t, &b, &err) == MS_OK, "%s: encode (text lane)",
+                 svc->name);
+        FZ_CHECK(json_equal(a, b), "%s: text lane and tree decode differently", svc->name);
+        json_decref(a);
+        json_decref(b);
+        ms__free_value(svc->result, t);
+    }
+    free(t);
+    /* And without a destination: checked, then released. */
+    FZ_CHECK(msi_text_decode_result(svc, body, len, NULL) == 1,
+             "%s: text lane decodes with a destination only", svc->name);
+}
+
 static void
 decode_ok_body(ms__service *svc, const char *body, size_t len)
 {
@@ -84,6 +120,7 @@ decode_ok_body(ms__service *svc, const char *body, size_t len)
     json_t *j = msi_json_parse(body, len, &err);
     if (!j) {
         FZ_CHECK(err.msg[0] && fz_utf8_ok(err.msg), "bad parse message: %s", err.msg);
+        check_text_lane(svc, body, len, NULL, 0);
         return;
     }
     size_t rsize = svc->result ? svc->result->size : 0;
@@ -102,6 +139,7 @@ decode_ok_body(ms__service *svc, const char *body, size_t len)
     } else {
         check_result_round_trip(svc, result);
     }
+    check_text_lane(svc, body, len, result, st == MS_OK);
     if (rsize)
         ms__free_value(svc->result, result);
     free(result);
