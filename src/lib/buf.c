@@ -4,6 +4,7 @@
  */
 #include "msi.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,4 +81,49 @@ msi_u64_text(char *p, uint64_t v)
     while (n)
         *p++ = tmp[--n];
     return p;
+}
+
+/* ---- per-thread buffers --------------------------------------------------------------- */
+
+static pthread_mutex_t tbuf_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+tbuf_free(void *p)
+{
+    msi_buf_free(p);
+    free(p);
+}
+
+msi_buf *
+msi_tbuf_get(msi_tbuf *t, size_t keep)
+{
+    if (__atomic_load_n(&t->ok, __ATOMIC_ACQUIRE) == 0) {
+        pthread_mutex_lock(&tbuf_mu);
+        if (t->ok == 0)
+            __atomic_store_n(&t->ok, pthread_key_create(&t->key, tbuf_free) == 0 ? 1 : -1,
+                             __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&tbuf_mu);
+    }
+    if (t->ok != 1)
+        return NULL;
+    msi_buf *b = pthread_getspecific(t->key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(t->key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    msi_buf_reset(b, keep);
+    return b;
+}
+
+void
+msi_tbuf_release(msi_tbuf *t)
+{
+    if (__atomic_load_n(&t->ok, __ATOMIC_ACQUIRE) != 1)
+        return;
+    msi_buf *b = pthread_getspecific(t->key);
+    pthread_setspecific(t->key, NULL);
+    tbuf_free(b);
 }

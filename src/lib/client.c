@@ -160,51 +160,12 @@ sleep_within(int64_t ms, int64_t deadline)
 /* The body of the call this thread is making, kept across its attempts (and the lookups in
  * between, which use httpc's own buffer) and reused by its next calls. A thread makes one
  * remote call at a time: nothing runs user code in the middle of msi_call_remote. */
-static pthread_once_t tbuf_once = PTHREAD_ONCE_INIT;
-static pthread_key_t tbuf_key;
-static int tbuf_ok;
-
-static void
-tbuf_free(void *p)
-{
-    msi_buf_free(p);
-    free(p);
-}
-
-static void
-tbuf_init(void)
-{
-    tbuf_ok = pthread_key_create(&tbuf_key, tbuf_free) == 0;
-}
+static msi_tbuf call_tbuf = MSI_TBUF_INIT;
 
 static msi_buf *
 call_buf(void)
 {
-    pthread_once(&tbuf_once, tbuf_init);
-    if (!tbuf_ok)
-        return NULL;
-    msi_buf *b = pthread_getspecific(tbuf_key);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b || pthread_setspecific(tbuf_key, b) != 0) {
-            free(b);
-            return NULL;
-        }
-    }
-    msi_buf_reset(b, 256u << 10);
-    return b;
-}
-
-/* Frees the calling thread's call buffer (ms_shutdown: the main thread never runs key
- * destructors). */
-static void
-call_buf_release(void)
-{
-    if (!tbuf_ok)
-        return;
-    msi_buf *b = pthread_getspecific(tbuf_key);
-    pthread_setspecific(tbuf_key, NULL);
-    tbuf_free(b);
+    return msi_tbuf_get(&call_tbuf, 256u << 10);
 }
 
 /* json_dump_callback's sink: appends to a msi_buf. */
@@ -1486,7 +1447,7 @@ msi_client_stop(void)
      * list and token: those are freed only by the next msi_client_start. */
     C.stopped = 1;
     msi_httpc_thread_release();
-    call_buf_release();
+    msi_tbuf_release(&call_tbuf); /* the main thread's */
     stop_private_msd();
     C.started = 0;
 }

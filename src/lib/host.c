@@ -676,40 +676,13 @@ reply_text(msi_http_req *r, int status, const char *t, size_t len, dd_entry **dd
 }
 
 /* The calling thread's buffer for a result's text, emptied (NULL when out of memory). A
- * connection's thread serves one call at a time; the buffer is freed with the thread. */
-static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
-static pthread_key_t rbuf_key;
-static int rbuf_ok;
-
-static void
-rbuf_free(void *p)
-{
-    msi_buf_free(p);
-    free(p);
-}
-
-static void
-rbuf_init(void)
-{
-    rbuf_ok = pthread_key_create(&rbuf_key, rbuf_free) == 0;
-}
+ * connection's thread serves one call at a time; the buffer goes with the thread. */
+static msi_tbuf result_tbuf = MSI_TBUF_INIT;
 
 static msi_buf *
 result_buf(void)
 {
-    pthread_once(&rbuf_once, rbuf_init);
-    if (!rbuf_ok)
-        return NULL;
-    msi_buf *b = pthread_getspecific(rbuf_key);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b || pthread_setspecific(rbuf_key, b) != 0) {
-            free(b);
-            return NULL;
-        }
-    }
-    msi_buf_reset(b, 256u << 10);
-    return b;
+    return msi_tbuf_get(&result_tbuf, 256u << 10);
 }
 
 /* Sends a reply made of `body` (taken), keeping it for duplicates when `dd` is set. */

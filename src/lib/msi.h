@@ -56,6 +56,19 @@ void msi_buf_free(msi_buf *b);
 /* Writes v in decimal at p (room for 20 digits, no NUL); returns the end. */
 char *msi_u64_text(char *p, uint64_t v);
 
+/* A buffer per thread (buf.c), behind a pthread key made on first use; the buffer is freed
+ * when its thread exits. Define one per use with MSI_TBUF_INIT. */
+typedef struct msi_tbuf {
+    pthread_key_t key;
+    int ok; /* 1: key made; -1: could not be made */
+} msi_tbuf;
+#define MSI_TBUF_INIT {0, 0}
+/* The calling thread's buffer, emptied (and freed first if it grew past `keep` bytes);
+ * NULL when out of memory. */
+msi_buf *msi_tbuf_get(msi_tbuf *t, size_t keep);
+/* Frees the calling thread's buffer now (the main thread never runs key destructors). */
+void msi_tbuf_release(msi_tbuf *t);
+
 /* Run-time data of a service descriptor. */
 typedef struct msi_svc {
     char name[MSI_NAME_MAX]; /* "ns.name" or "name" */
