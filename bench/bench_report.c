@@ -624,11 +624,10 @@ main(int argc, char **argv)
     }
     json_t *doc = json_pack(
         "{s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s},s:o,s:O?,s:O?,s:o,s:o,s:O,s:i}",
-        "date",
-        date, "mode", mode, "command", command, "machine", "nproc", nproc, "cpu", cpu, "kernel",
-        kernel, "loadavg", load, "params", "calls", calls, "warmup", warmup, "threads", threads,
-        "seconds", seconds, "rows", rows_j, "zero", zero, "zero_checked", zero_checked, "local",
-        local, "targets", targets, "errors", error_list, "error_count", errors);
+        "date", date, "mode", mode, "command", command, "machine", "nproc", nproc, "cpu", cpu,
+        "kernel", kernel, "loadavg", load, "params", "calls", calls, "warmup", warmup, "threads",
+        threads, "seconds", seconds, "rows", rows_j, "zero", zero, "zero_checked", zero_checked,
+        "local", local, "targets", targets, "errors", error_list, "error_count", errors);
     if (!doc || json_dump_file(doc, out_json, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
         fprintf(stderr, "bench_report: cannot write %s\n", out_json);
         return 2;

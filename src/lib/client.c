@@ -927,9 +927,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
 
     /* The deadline: this call's timeout, within what is left of the enclosing call's. */
     int64_t now = msi_now_ms(), t0 = now;
-    int64_t budget = timeout_ms > 0  ? timeout_ms
-                     : opt_timeout > 0 ? opt_timeout
-                                       : 10000;
+    int64_t budget = timeout_ms > 0 ? timeout_ms : opt_timeout > 0 ? opt_timeout : 10000;
     if (budget > DEADLINE_MAX_MS)
         budget = DEADLINE_MAX_MS;
     c.deadline = now + budget;
@@ -998,7 +996,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
             }
             if (again && c.attempts > 0 && next == RETRY_OTHER_NOW)
                 next = RETRY_OTHER_BACKOFF; /* the same instance again: never at once */
-            now = msi_now_ms(); /* the lookup may have waited */
+            now = msi_now_ms();             /* the lookup may have waited */
             if (client_only && !r_known && remote_opts(c.cs, &r_idem, &r_timeout)) {
                 r_known = 1; /* the first lookup of an MS_CLIENT stub: msd says */
                 c.idem = r_idem;

@@ -632,8 +632,8 @@ decode_bytes(const json_t *j, void *v, const char *what, msi_err *err)
         return msi_errf(err, MS_EBADARGS, "%s: invalid base64: length %zu is not a multiple of 4",
                         what, n);
     case 2:
-        return msi_errf(err, MS_EBADARGS,
-                        "%s: invalid base64: unexpected character at offset %zu", what, at);
+        return msi_errf(err, MS_EBADARGS, "%s: invalid base64: unexpected character at offset %zu",
+                        what, at);
     case 3:
         return msi_errf(err, MS_EBADARGS, "%s: invalid base64: non-zero padding bits", what);
     default:

@@ -33,8 +33,7 @@
 ms_status msi_encode(const ms__type *t, const void *v, json_t **out, msi_err *err);
 /* Decodes j into the value at v (of t->size bytes, zeroed first). `what` names the value in
  * error messages ("argument 'b'", "result"). */
-ms_status msi_decode(const ms__type *t, const json_t *j, void *v, const char *what,
-                     msi_err *err);
+ms_status msi_decode(const ms__type *t, const json_t *j, void *v, const char *what, msi_err *err);
 
 /* The argument struct of svc, as {"name": value, ...}. */
 ms_status msi_encode_args(const ms__service *svc, const void *args, json_t **out, msi_err *err);
@@ -44,11 +43,9 @@ ms_status msi_decode_args(const ms__service *svc, const json_t *obj, void *args,
 void msi_free_args(const ms__service *svc, void *args);
 
 /* {"result": value} (null for a void service). */
-ms_status msi_encode_result(const ms__service *svc, const void *result, json_t **out,
-                            msi_err *err);
+ms_status msi_encode_result(const ms__service *svc, const void *result, json_t **out, msi_err *err);
 /* Decodes a {"result": value} object into *result (ignored for void). */
-ms_status msi_decode_result(const ms__service *svc, const json_t *obj, void *result,
-                            msi_err *err);
+ms_status msi_decode_result(const ms__service *svc, const json_t *obj, void *result, msi_err *err);
 
 /* Replaces, in place, every byte of s that is not part of valid UTF-8 with '?' (a
  * sequence cut short by truncation included), so that s can go into a JSON string. The

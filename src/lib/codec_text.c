@@ -223,8 +223,7 @@ enc_value(msi_buf *b, const ms__type *t, const void *v)
         }
         p = msi_u64_text(p, mag);
         if ((quote && msi_buf_put(b, "\"", 1) != 0) ||
-            msi_buf_put(b, num, (size_t)(p - num)) != 0 ||
-            (quote && msi_buf_put(b, "\"", 1) != 0))
+            msi_buf_put(b, num, (size_t)(p - num)) != 0 || (quote && msi_buf_put(b, "\"", 1) != 0))
             return -1;
         return 1;
     }
@@ -429,8 +428,8 @@ read_string(rd *r, char **out, size_t *outlen)
             p += 4;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 unsigned lo;
-                if (q - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF) {
+                if (q - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) || lo < 0xDC00 ||
+                    lo > 0xDFFF) {
                     free(o);
                     return 0;
                 }
@@ -564,8 +563,8 @@ dec_int(rd *r, const ms__type *t, void *v)
         const char *q = r->p + 1;
         while (q < r->end && *q >= '-' && *q <= '9' && *q != '.' && *q != '/')
             q++;
-        if (q >= r->end || *q != '"' || !decimal_string(r->p + 1, (size_t)(q - r->p - 1), &neg,
-                                                       &mag))
+        if (q >= r->end || *q != '"' ||
+            !decimal_string(r->p + 1, (size_t)(q - r->p - 1), &neg, &mag))
             return 0;
         end = q + 1;
     } else if (!number_token(r, &end, &is_int) || !is_int || !int_token(r->p, end, &neg, &mag)) {

@@ -40,9 +40,9 @@
  *   which is set only when the value in place would overshoot the deadline by more than
  *   2 ms + 1/32 of the time left (so the wait for an answer is one syscall, not a poll and a
  *   recv, and a run of calls with similar deadlines sets it once). A wait may therefore end
- *   that much after the deadline, never before it. Kept connections idle for more than IDLE_REUSE_MS are not reused,
- *   well inside the servers' 10 s idle timeout, so a connection the server is about to close
- *   is not picked.
+ *   that much after the deadline, never before it. Kept connections idle for more than
+ * IDLE_REUSE_MS are not reused, well inside the servers' 10 s idle timeout, so a connection the
+ * server is about to close is not picked.
  */
 #include "httpc.h"
 #include "codec.h"
@@ -109,10 +109,10 @@ typedef struct reader {
     int fd;
     int *rcvto_ms; /* the connection's SO_RCVTIMEO, shared by copies of the reader */
     int64_t deadline;
-    size_t len;   /* bytes in c->rbuf */
-    int got_any;  /* some byte of a response came */
-    int eof;      /* the server closed its side */
-    int err;      /* errno of a failed recv */
+    size_t len;  /* bytes in c->rbuf */
+    int got_any; /* some byte of a response came */
+    int eof;     /* the server closed its side */
+    int err;     /* errno of a failed recv */
 } reader;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -449,8 +449,8 @@ open_conn(const msi_httpc_req *req, const target *t, int64_t deadline, int *fdp,
                         gai_strerror(rc));
     e = ECONNREFUSED;
     for (struct addrinfo *p = ai; p; p = p->ai_next) {
-        int fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                        p->ai_protocol);
+        int fd =
+            socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, p->ai_protocol);
         if (fd < 0) {
             e = errno;
             continue;
@@ -606,7 +606,7 @@ fill(reader *r, int wait_first)
 typedef struct head {
     size_t size; /* bytes of the head, blank line included */
     int status;
-    int minor; /* HTTP/1.minor */
+    int minor;                /* HTTP/1.minor */
     long long content_length; /* -1: none */
     int chunked;
     int conn_close, conn_keep;
@@ -1021,8 +1021,8 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
     client *c = get_client(err);
     if (!c)
         return MS_ENOMEM;
-    int64_t deadline = req->deadline_ms && req->deadline_ms != INT64_MAX ? req->deadline_ms
-                                                                          : INT64_MAX;
+    int64_t deadline =
+        req->deadline_ms && req->deadline_ms != INT64_MAX ? req->deadline_ms : INT64_MAX;
     int64_t now = msi_now_ms();
     if (deadline != INT64_MAX && deadline <= now)
         return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed before sending", req->url);
@@ -1050,8 +1050,8 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
                 char why[MSI_ERR_MAX];
                 snprintf(why, sizeof why, "%s", err ? err->msg : "");
                 return msi_errf(err, MS_EINDOUBT,
-                                "%s: connection failed after the request was sent (%s)",
-                                req->url, why);
+                                "%s: connection failed after the request was sent (%s)", req->url,
+                                why);
             }
             if (st != MS_OK)
                 return st;
@@ -1060,8 +1060,8 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
         head h;
         size_t blen = 0;
         int body_sent = 0, reusable = 0, send_err = 0;
-        outcome x = exchange(c, fd, &rcvto_ms, req, hlen, expect, no_body, deadline, &r, &h,
-                             &blen, &body_sent, &reusable, &send_err);
+        outcome x = exchange(c, fd, &rcvto_ms, req, hlen, expect, no_body, deadline, &r, &h, &blen,
+                             &body_sent, &reusable, &send_err);
         if (body_sent)
             resp->sent = 1;
         if (x == XF_OK) {
@@ -1080,11 +1080,11 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
         switch (x) {
         case XF_TIMEOUT:
             return msi_errf(err, MS_ETIMEDOUT, "%s: deadline passed (no answer in time)%s",
-                            req->url,
-                            resp->sent ? "; the request was sent" : "");
+                            req->url, resp->sent ? "; the request was sent" : "");
         case XF_NOMEM:
-            return msi_errf(err, MS_ENOMEM, "%s: out of memory for the response (or it is "
-                                            "larger than %zu bytes)",
+            return msi_errf(err, MS_ENOMEM,
+                            "%s: out of memory for the response (or it is "
+                            "larger than %zu bytes)",
                             req->url, (size_t)BODY_MAX);
         case XF_MALFORMED:
             return msi_errf(err, resp->sent ? MS_EINDOUBT : MS_EUNAVAILABLE,

@@ -20,8 +20,8 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 
-#define MSI_NAME_MAX 128  /* service names, including a namespace */
-#define MSI_ERR_MAX 512   /* detail messages */
+#define MSI_NAME_MAX 128 /* service names, including a namespace */
+#define MSI_ERR_MAX 512  /* detail messages */
 
 /* An error detail being built; functions that fail fill it and return a status. */
 typedef struct msi_err {
@@ -62,7 +62,10 @@ typedef struct msi_tbuf {
     pthread_key_t key;
     int ok; /* 1: key made; -1: could not be made */
 } msi_tbuf;
-#define MSI_TBUF_INIT {0, 0}
+#define MSI_TBUF_INIT                                                                              \
+    {                                                                                              \
+        0, 0                                                                                       \
+    }
 /* The calling thread's buffer, emptied (and freed first if it grew past `keep` bytes);
  * NULL when out of memory. */
 msi_buf *msi_tbuf_get(msi_tbuf *t, size_t keep);
@@ -78,7 +81,7 @@ typedef struct msi_svc {
     /* MS_CLIENT in zero mode: the provider found in the registry, valid while gen holds. */
     ms__service *provider;
     unsigned long provider_gen;
-    void *client; /* client.c's per-service state (local mode), created on first call */
+    void *client;  /* client.c's per-service state (local mode), created on first call */
     int duplicate; /* a provider registered after another of the same name: never used */
     int invalid;   /* its full name is not a valid service name: never used */
 } msi_svc;

@@ -100,8 +100,7 @@ check_text_lane(ms__service *svc, const char *body, size_t len, const void *tree
         msi_err err = {{0}};
         json_t *a = NULL, *b = NULL;
         FZ_CHECK(msi_encode_result(svc, tree, &a, &err) == MS_OK, "%s: encode", svc->name);
-        FZ_CHECK(msi_encode_result(svc, t, &b, &err) == MS_OK, "%s: encode (text lane)",
-                 svc->name);
+        FZ_CHECK(msi_encode_result(svc, t, &b, &err) == MS_OK, "%s: encode (text lane)", svc->name);
         FZ_CHECK(json_equal(a, b), "%s: text lane and tree decode differently", svc->name);
         json_decref(a);
         json_decref(b);

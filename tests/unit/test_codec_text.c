@@ -288,9 +288,24 @@ rnd(void)
 static char *
 rnd_string(int allow_invalid)
 {
-    static const char *const pieces[] = {"a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\x01",
-                                         "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
-                                         "\xf0\x9f\x98\x80", "\xc3", "\xff", "\xed\xa0\x80"};
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         "0",
+                                         " ",
+                                         "\"",
+                                         "\\",
+                                         "/",
+                                         "\n",
+                                         "\t",
+                                         "\x01",
+                                         "\x1f",
+                                         "\x7f",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xc3",
+                                         "\xff",
+                                         "\xed\xa0\x80"};
     size_t n = rnd() % 12;
     char *s = calloc(1, 12 * 4 + 1);
     for (size_t i = 0; i < n; i++) {
@@ -369,8 +384,8 @@ test_codec_text_encode_roundtrip_random(void **state)
             uint32_t u32;
             int64_t i64;
             uint64_t u64;
-        } v = {(int8_t)rnd(), (uint8_t)rnd(), (int16_t)rnd(), (uint16_t)rnd(), (int32_t)rnd(),
-               (uint32_t)rnd(), (int64_t)rnd(), rnd()};
+        } v = {(int8_t)rnd(),  (uint8_t)rnd(),  (int16_t)rnd(), (uint16_t)rnd(),
+               (int32_t)rnd(), (uint32_t)rnd(), (int64_t)rnd(), rnd()};
         memset(a, 0, sizeof a);
         const ms__field *p = nums->params;
         memcpy(a + p[0].offset, &v.i8, 1);
