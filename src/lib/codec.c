@@ -205,14 +205,14 @@ int_name(const ms__type *t)
     return t->kind == MS__K_INT ? sname[i] : uname[i];
 }
 
-static int
-int_size_ok(unsigned size)
+int
+msi_int_size_ok(unsigned size)
 {
     return size == 1 || size == 2 || size == 4 || size == 8;
 }
 
-static int64_t
-read_int(const void *v, unsigned size)
+int64_t
+msi_read_int(const void *v, unsigned size)
 {
     switch (size) {
     case 1: {
@@ -238,8 +238,8 @@ read_int(const void *v, unsigned size)
     }
 }
 
-static uint64_t
-read_uint(const void *v, unsigned size)
+uint64_t
+msi_read_uint(const void *v, unsigned size)
 {
     switch (size) {
     case 1: {
@@ -265,9 +265,8 @@ read_uint(const void *v, unsigned size)
     }
 }
 
-/* Writes the low `size` bytes' worth of x; the caller has range-checked it. */
-static void
-write_int(void *v, unsigned size, int64_t x)
+void
+msi_write_int(void *v, unsigned size, int64_t x)
 {
     switch (size) {
     case 1: {
@@ -291,8 +290,8 @@ write_int(void *v, unsigned size, int64_t x)
     }
 }
 
-static void
-write_uint(void *v, unsigned size, uint64_t x)
+void
+msi_write_uint(void *v, unsigned size, uint64_t x)
 {
     switch (size) {
     case 1: {
@@ -319,8 +318,8 @@ write_uint(void *v, unsigned size, uint64_t x)
 /* Parses a decimal integer: an optional '-', then one or more digits, nothing else.
  * Returns 0 on success, -1 when s is not of that form, -2 when the magnitude exceeds
  * UINT64_MAX. */
-static int
-parse_decimal(const char *s, size_t len, int *neg, uint64_t *mag)
+int
+msi_parse_decimal(const char *s, size_t len, int *neg, uint64_t *mag)
 {
     size_t i = 0;
     uint64_t m = 0;
@@ -364,12 +363,12 @@ store_int(const ms__type *t, int neg, uint64_t mag, void *v, const char *what, m
             x = INT64_MIN;
         else
             x = -(int64_t)mag;
-        write_int(v, t->size, x);
+        msi_write_int(v, t->size, x);
     } else {
         uint64_t max = bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
         if ((neg && mag != 0) || mag > max)
             goto range;
-        write_uint(v, t->size, mag);
+        msi_write_uint(v, t->size, mag);
     }
     return MS_OK;
 range:
@@ -381,9 +380,9 @@ static ms_status
 encode_int(const ms__type *t, const void *v, json_t **out)
 {
     if (t->kind == MS__K_INT) {
-        *out = json_integer((json_int_t)read_int(v, t->size));
+        *out = json_integer((json_int_t)msi_read_int(v, t->size));
     } else {
-        uint64_t x = read_uint(v, t->size);
+        uint64_t x = msi_read_uint(v, t->size);
         if (x <= INT64_MAX) {
             *out = json_integer((json_int_t)x);
         } else {
@@ -407,7 +406,7 @@ decode_int(const ms__type *t, const json_t *j, void *v, const char *what, msi_er
     } else if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t len = json_string_length(j);
-        int rc = parse_decimal(s, len, &neg, &mag);
+        int rc = msi_parse_decimal(s, len, &neg, &mag);
         if (rc == -1)
             return mismatch(err, what, "an integer", j);
         if (rc == -2)
@@ -763,7 +762,7 @@ encode_value(const ms__type *t, const void *v, json_t **out, const char *what, m
     }
     case MS__K_INT:
     case MS__K_UINT:
-        if (!int_size_ok(t->size))
+        if (!msi_int_size_ok(t->size))
             break;
         return encode_int(t, v, out) == MS_OK ? MS_OK : nomem(err, what);
     case MS__K_FLOAT: {
@@ -818,7 +817,7 @@ decode_value(const ms__type *t, const json_t *j, void *v, const char *what, msi_
     }
     case MS__K_INT:
     case MS__K_UINT:
-        if (!int_size_ok(t->size))
+        if (!msi_int_size_ok(t->size))
             break;
         return decode_int(t, j, v, what, err);
     case MS__K_FLOAT:

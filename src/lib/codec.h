@@ -83,6 +83,17 @@ int msi_text_decode_args(const ms__service *svc, const char *text, size_t len, v
 int msi_text_decode_result(const ms__service *svc, const char *text, size_t len, void *result);
 
 /* Helpers shared by codec.c and codec_text.c. */
+/* 1 when size is a C integer width ms carries (1, 2, 4 or 8 bytes). */
+int msi_int_size_ok(unsigned size);
+/* The integer of `size` bytes at v (a valid size: msi_int_size_ok). */
+int64_t msi_read_int(const void *v, unsigned size);
+uint64_t msi_read_uint(const void *v, unsigned size);
+/* Stores x in `size` bytes at v; the caller has range-checked it. */
+void msi_write_int(void *v, unsigned size, int64_t x);
+void msi_write_uint(void *v, unsigned size, uint64_t x);
+/* An optional '-' and one or more digits within UINT64_MAX: 0; -1 not that form; -2 too
+ * big. */
+int msi_parse_decimal(const char *s, size_t len, int *neg, uint64_t *mag);
 /* Offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and
  * code points above U+10FFFF are invalid); len when all of s is valid. */
 size_t msi_utf8_invalid_at(const char *s, size_t len);

@@ -176,25 +176,10 @@ enc_value(msi_buf *b, const ms__type *t, const void *v)
         char num[24], *p = num;
         uint64_t mag;
         int quote = 0;
+        if (!msi_int_size_ok(t->size))
+            return 0;
         if (t->kind == MS__K_INT) {
-            int64_t x;
-            if (t->size == 1) {
-                int8_t y;
-                memcpy(&y, v, 1);
-                x = y;
-            } else if (t->size == 2) {
-                int16_t y;
-                memcpy(&y, v, 2);
-                x = y;
-            } else if (t->size == 4) {
-                int32_t y;
-                memcpy(&y, v, 4);
-                x = y;
-            } else if (t->size == 8) {
-                memcpy(&x, v, 8);
-            } else {
-                return 0;
-            }
+            int64_t x = msi_read_int(v, t->size);
             if (x < 0) {
                 *p++ = '-';
                 mag = (uint64_t)(-(x + 1)) + 1;
@@ -202,23 +187,7 @@ enc_value(msi_buf *b, const ms__type *t, const void *v)
                 mag = (uint64_t)x;
             }
         } else {
-            if (t->size == 1) {
-                uint8_t y;
-                memcpy(&y, v, 1);
-                mag = y;
-            } else if (t->size == 2) {
-                uint16_t y;
-                memcpy(&y, v, 2);
-                mag = y;
-            } else if (t->size == 4) {
-                uint32_t y;
-                memcpy(&y, v, 4);
-                mag = y;
-            } else if (t->size == 8) {
-                memcpy(&mag, v, 8);
-            } else {
-                return 0;
-            }
+            mag = msi_read_uint(v, t->size);
             quote = mag > INT64_MAX; /* outside JSON integers' int64: a decimal string */
         }
         p = msi_u64_text(p, mag);
@@ -529,29 +498,6 @@ int_token(const char *p, const char *end, int *neg, uint64_t *mag)
     return 1;
 }
 
-/* A decimal string's digits as the tree path reads them (codec.c, parse_decimal): an
- * optional '-', then one or more digits, within UINT64_MAX. */
-static int
-decimal_string(const char *s, size_t n, int *neg, uint64_t *mag)
-{
-    size_t i = 0;
-    uint64_t m = 0;
-    *neg = n > 0 && s[0] == '-';
-    i = (size_t)*neg;
-    if (i == n)
-        return 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (m > (UINT64_MAX - d) / 10)
-            return 0;
-        m = m * 10 + d;
-    }
-    *mag = m;
-    return 1;
-}
-
 static int
 dec_int(rd *r, const ms__type *t, void *v)
 {
@@ -564,7 +510,7 @@ dec_int(rd *r, const ms__type *t, void *v)
         while (q < r->end && *q >= '-' && *q <= '9' && *q != '.' && *q != '/')
             q++;
         if (q >= r->end || *q != '"' ||
-            !decimal_string(r->p + 1, (size_t)(q - r->p - 1), &neg, &mag))
+            msi_parse_decimal(r->p + 1, (size_t)(q - r->p - 1), &neg, &mag) != 0)
             return 0;
         end = q + 1;
     } else if (!number_token(r, &end, &is_int) || !is_int || !int_token(r->p, end, &neg, &mag)) {
@@ -575,35 +521,15 @@ dec_int(rd *r, const ms__type *t, void *v)
         uint64_t lim = (uint64_t)1 << (bits - 1);
         if (neg ? mag > lim : mag > lim - 1)
             return 0;
-        int64_t x = !neg ? (int64_t)mag : mag == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)mag;
-        if (t->size == 1) {
-            int8_t y = (int8_t)x;
-            memcpy(v, &y, 1);
-        } else if (t->size == 2) {
-            int16_t y = (int16_t)x;
-            memcpy(v, &y, 2);
-        } else if (t->size == 4) {
-            int32_t y = (int32_t)x;
-            memcpy(v, &y, 4);
-        } else {
-            memcpy(v, &x, 8);
-        }
+        msi_write_int(v, t->size,
+                      !neg                       ? (int64_t)mag
+                      : mag == (uint64_t)1 << 63 ? INT64_MIN
+                                                 : -(int64_t)mag);
     } else {
         uint64_t max = bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
         if ((neg && mag != 0) || mag > max)
             return 0;
-        if (t->size == 1) {
-            uint8_t y = (uint8_t)mag;
-            memcpy(v, &y, 1);
-        } else if (t->size == 2) {
-            uint16_t y = (uint16_t)mag;
-            memcpy(v, &y, 2);
-        } else if (t->size == 4) {
-            uint32_t y = (uint32_t)mag;
-            memcpy(v, &y, 4);
-        } else {
-            memcpy(v, &mag, 8);
-        }
+        msi_write_uint(v, t->size, mag);
     }
     r->p = end;
     return 1;
