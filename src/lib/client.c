@@ -106,10 +106,16 @@ static struct client {
 /* ---- per-thread randomness (request ids, jitter) -------------------------------------- */
 
 static _Thread_local uint64_t rng_s[2];
+static _Thread_local unsigned long rng_gen; /* msi_fork_generation when seeded */
 
 static uint64_t
 rng_next(void)
 {
+    unsigned long gen = msi_fork_generation();
+    if (rng_gen != gen) { /* a forked child must not repeat its parent's numbers */
+        rng_gen = gen;
+        rng_s[0] = rng_s[1] = 0;
+    }
     if (!rng_s[0] && !rng_s[1]) {
         if (getrandom(rng_s, sizeof rng_s, 0) != (ssize_t)sizeof rng_s ||
             (!rng_s[0] && !rng_s[1])) {
@@ -718,6 +724,34 @@ rand_hex(char *out, int n)
     } while (strspn(out, "0") == (size_t)n);
 }
 
+/*
+ * Request ids: a caller per thread. An id is `<caller>-<seq>`, the thread's caller id (16
+ * random hex digits, remade in a forked child, which must not reuse its parent's) and the
+ * thread's next sequence number. A thread's calls follow one another, so when one starts
+ * every earlier call of the thread is over, whatever its outcome, and none of them will be
+ * sent again: Ms-Acked-Below is the new call's own seq, and an instance that gets it drops
+ * the thread's earlier entries from its duplicate-request cache (dedupe.c, after RIFL).
+ */
+static _Thread_local struct caller {
+    unsigned long gen; /* msi_fork_generation when the id was made */
+    uint64_t seq;
+    char id[17];
+} me;
+
+/* The thread's next sequence number; *id its caller id. */
+static uint64_t
+next_seq(const char **id)
+{
+    unsigned long gen = msi_fork_generation();
+    if (!me.id[0] || me.gen != gen) {
+        rand_hex(me.id, 16);
+        me.gen = gen;
+        me.seq = 0;
+    }
+    *id = me.id;
+    return ++me.seq;
+}
+
 /* An attempt failed because of the instance: skip it for a while, and report it to msd
  * once the call is over if this client did not know already. */
 static void
@@ -793,7 +827,10 @@ after_failure(call *c, const inst *in, ms_status *st, long http, const msi_httpc
         case 503: /* draining, or its duplicate-request cache is full: it did not run this */
             if (c->in_doubt)
                 return RETRY_SAME;
-            note_instance(c->cs, in, http == 503, http == 503);
+            if (http == 503 && *st != MS_EOVERLOADED)
+                note_instance(c->cs, in, 1, 1); /* draining: on its way out */
+            else
+                note_instance(c->cs, in, 0, 0); /* busy, but healthy: no skip, no report */
             return RETRY_OTHER_NOW;
         case 504: /* the instance could not start it before the attempt's deadline */
             if (c->in_doubt)
@@ -958,14 +995,21 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
             return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
     }
 
-    /* Headers shared by the attempts: one request id, one span of the caller's trace (a new
-     * trace for an outermost call). Built without printf: this is the hot path. */
+    /* Headers shared by the attempts: one request id and its acknowledgement, one span of the
+     * caller's trace (a new trace for an outermost call). Built without printf: this is the
+     * hot path. */
     const msi_trace *parent = msi_cur_ctx ? msi_cur_ctx->trace : NULL;
-    char rid_h[15 + 33] = "Ms-Request-Id: ";
+    char rid_h[15 + 16 + 1 + 21] = "Ms-Request-Id: ";
+    char ack_h[16 + 21] = "Ms-Acked-Below: ";
     char tp_h[16 + 32 + 1 + 16 + 1 + 2 + 1] = "traceparent: 00-";
     char sig_h[14 + 17] = "Ms-Signature: ";
     char dl_h[16 + 21] = "Ms-Deadline-Ms: ";
-    rand_hex(rid_h + 15, 32);
+    const char *caller;
+    uint64_t seq = next_seq(&caller);
+    memcpy(rid_h + 15, caller, 16);
+    rid_h[31] = '-';
+    *msi_u64_text(rid_h + 32, seq) = '\0';
+    *msi_u64_text(ack_h + 16, seq) = '\0';
     if (parent)
         memcpy(tp_h + 16, parent->id, 32);
     else
@@ -1050,7 +1094,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
             share = left / 2;
         int64_t adl = now + share;
         *msi_u64_text(dl_h + 16, (uint64_t)share) = '\0';
-        const char *hdrs[] = {rid_h, dl_h, sig_h, tp_h, in.hdr, NULL};
+        const char *hdrs[] = {rid_h, ack_h, dl_h, sig_h, tp_h, in.hdr, NULL};
         msi_httpc_req rq = {0};
         rq.url = in.url;
         rq.bearer = C.token;

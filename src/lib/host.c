@@ -13,11 +13,11 @@
  *   carries out the drain.
  * - Pre-execution checks run in the call route's early hook, before the body is read:
  *   401 credentials, 503 draining, 421 instance, 404 service, 412 signature, 400 malformed
- *   Ms-Request-Id or Ms-Deadline-Ms, 504 deadline. Then the body: 413 (http.c); for a
- *   service that is not idempotent the duplicate-request cache (a kept reply, 422 same id
- *   with another body, 503 cache full, 504 while waiting for the first attempt); 400 bad
- *   JSON or arguments (naming the argument), 429 queue full, 504 deadline passed while
- *   queued. Only then the function runs: 200, or 500 after ms_fail (with "app_code").
+ *   Ms-Request-Id, Ms-Acked-Below or Ms-Deadline-Ms, 504 deadline. Then the body: 413 (http.c); for
+ * a service that is not idempotent the duplicate-request cache (dedupe.c: a kept reply, 422 same id
+ * with another body or below the caller's acknowledgement, 503 cache full, 504 while waiting for
+ * the first attempt); 400 bad JSON or arguments (naming the argument), 429 queue full, 504 deadline
+ * passed while queued. Only then the function runs: 200, or 500 after ms_fail (with "app_code").
  * - Demand: `level` = calls running + calls queued, integrated over time (level_us); a
  *   heartbeat reports the increase since the previous one divided by wall time and
  *   concurrency, which is DESIGN section 5's busy fraction (it can exceed 1 when calls
@@ -29,7 +29,8 @@
  *   the headers (clocks need not agree); it is clamped to a day. A call whose deadline has
  *   passed is refused with 504 before it runs: in the early hook, and again after waiting
  *   for a slot.
- * - At-most-once (non-idempotent services only): the duplicate-request cache, below.
+ * - At-most-once (non-idempotent services only): the duplicate-request cache (dedupe.c),
+ *   fed each request's Ms-Request-Id, Ms-Acked-Below and body hash.
  * - Process-wide effects: SIGTERM and SIGINT start the drain (a handler that writes to a
  *   pipe; no signal mask, so children of the service inherit nothing odd); SIGPIPE is
  *   ignored. The MS_* instance variables are removed from the environment before the
@@ -48,6 +49,7 @@
  *   ms_cancelled() turns true for running calls one second before the grace ends.
  */
 #include "codec.h"
+#include "dedupe.h"
 #include "http.h"
 #include "httpc.h"
 #include "msi.h"
@@ -72,11 +74,8 @@
 #define ORPHAN_DEFAULT_MS 30000
 #define LISTEN_FDS_START 3
 #define DEADLINE_MAX_MS (24LL * 3600 * 1000) /* Ms-Deadline-Ms is clamped to a day */
-#define RID_MAX 128                          /* Ms-Request-Id: 1..128 of [A-Za-z0-9._-] */
 #define DEDUPE_ENTRIES_DEFAULT 65536
 #define DEDUPE_BYTES_DEFAULT (64LL << 20)
-#define DEDUPE_LINGER_MS 1000 /* an entry lives until its call's deadline + this */
-#define DEDUPE_SWEEP_MS 1000
 
 typedef enum exit_reason {
     R_NONE = 0,
@@ -261,296 +260,28 @@ slot_give(void)
     pthread_mutex_unlock(&H.mu);
 }
 
-/* ---- duplicate-request cache ---------------------------------------------------------------
- *
- * Design notes
- * - Only for services that are not idempotent. A client retries such a call only on the same
- *   instance with the same request id, when it cannot know whether its first attempt ran
- *   (the connection broke after the request left); this cache answers the retry with the
- *   first attempt's reply instead of running the function twice. An idempotent call is
- *   retried on another instance, and running it twice is harmless: no cache. A request
- *   without Ms-Request-Id is not cached.
- * - Key: the request id (hash chains over a power-of-two bucket array). Each entry also
- *   holds the SHA-256 of the body: the same id with another body is 422 (MS_EREUSED), never
- *   the first call's reply.
- * - Life of an entry:
- *
- *     (none) --dd_begin: id unknown, room left--> RUNNING --dd_finish--> DONE
- *     RUNNING --dd_abort: refused before the function ran (400, 429, 504 queued)--> (none)
- *     DONE --dd_sweep, once expires (= the call's deadline + 1 s) has passed--> (none)
- *
- *   A duplicate of a RUNNING entry waits in dd_begin (on DD.cv) until it is DONE or gone,
- *   bounded by its own deadline (then 504); of a DONE entry it gets the stored status and
- *   body; when the entry is gone (aborted) it starts afresh. Only the owner (the request
- *   that made the entry) moves a RUNNING entry, and a sweep never removes one, so the
- *   owner's pointer stays valid without a reference count.
- * - Bounds: at most DD.max_entries entries (MS_DEDUPE_MAX_ENTRIES, default 65536) and
- *   DD.max_bytes (MS_DEDUPE_MAX_BYTES, default 64 MiB) of entries and stored replies. A
- *   reply is counted when stored, so the bytes can pass the bound by the replies of the calls
- *   running at that moment. When full even after a sweep, a new call gets 503 with
- *   Retry-After; a live entry is never evicted.
- * - A sweep walks the insertion-ordered list; it runs at most once a second, and when full.
- * - One mutex and one condition variable; a stored reply is copied out under the lock.
- */
-typedef struct dd_entry {
-    struct dd_entry *hnext;       /* hash chain */
-    struct dd_entry *prev, *next; /* insertion order */
-    uint64_t h;
-    char body_sha[65];
-    int64_t expires; /* msi_now_ms */
-    int done;
-    int status;        /* DONE: the reply */
-    const char *reply; /* malloc'd, or lost_reply (not freed) */
-    size_t reply_len;
-    size_t bytes; /* counted in DD.bytes */
-    char rid[];
-} dd_entry;
+/* ---- duplicate-request cache (dedupe.c) ----------------------------------------------- */
 
-typedef enum dd_result {
-    DD_RUN,    /* a new entry: run the call, then dd_finish or dd_abort */
-    DD_CACHED, /* the first attempt's reply */
-    DD_REUSED, /* same id, other body */
-    DD_FULL,   /* no room */
-    DD_LATE,   /* the deadline passed while the first attempt was running */
-    DD_NOMEM,
-} dd_result;
-
-static struct dedupe {
-    int on;
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* an entry became DONE or went away */
-    dd_entry **buckets;
-    size_t nbuckets;
-    dd_entry *head, *tail;
-    long long count, max_entries;
-    long long bytes, max_bytes;
-    int64_t next_sweep;
-} DD = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-/* What a duplicate gets when the first attempt ran but its reply could not be kept (out of
- * memory): the truth, which is that nobody knows its result any more. */
-static const char lost_reply[] =
-    "{\"error\":{\"code\":\"MS_EINDOUBT\",\"message\":\"the call ran but its reply could not "
-    "be kept for a retry (out of memory)\"}}";
-
-static uint64_t
-fnv1a(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static dd_entry *
-dd_find(const char *rid, uint64_t h)
-{
-    for (dd_entry *e = DD.buckets[h & (DD.nbuckets - 1)]; e; e = e->hnext)
-        if (e->h == h && strcmp(e->rid, rid) == 0)
-            return e;
-    return NULL;
-}
-
-/* Removes and frees an entry; DD.mu held. */
-static void
-dd_unlink(dd_entry *e)
-{
-    dd_entry **pp = &DD.buckets[e->h & (DD.nbuckets - 1)];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        DD.head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        DD.tail = e->prev;
-    DD.count--;
-    DD.bytes -= (long long)e->bytes;
-    if (e->reply != lost_reply)
-        free((void *)(uintptr_t)e->reply);
-    free(e);
-}
-
-/* Removes the DONE entries whose time is over; DD.mu held. */
-static void
-dd_sweep(int64_t now)
-{
-    for (dd_entry *e = DD.head, *next; e; e = next) {
-        next = e->next;
-        if (e->done && e->expires <= now)
-            dd_unlink(e);
-    }
-    DD.next_sweep = now + DEDUPE_SWEEP_MS;
-}
-
-/*
- * The cache's verdict on a request: DD_RUN with *own set (the caller runs the call and then
- * calls dd_finish or dd_abort), DD_CACHED with *status and *reply (malloc'd, the caller
- * frees it), or a refusal. Waits while an earlier attempt of the same id runs.
- */
-static dd_result
-dd_begin(const char *rid, const char *sha, int64_t deadline, dd_entry **own, int *status,
-         char **reply, size_t *len)
-{
-    uint64_t h = fnv1a(rid);
-    dd_result res;
-    pthread_mutex_lock(&DD.mu);
-    for (;;) {
-        int64_t now = msi_now_ms();
-        if (now >= DD.next_sweep)
-            dd_sweep(now);
-        dd_entry *e = dd_find(rid, h);
-        if (e && strcmp(e->body_sha, sha) != 0) {
-            res = DD_REUSED;
-            break;
-        }
-        if (e && e->done) {
-            *reply = malloc(e->reply_len + 1);
-            if (!*reply) {
-                res = DD_NOMEM;
-                break;
-            }
-            memcpy(*reply, e->reply, e->reply_len);
-            (*reply)[e->reply_len] = '\0';
-            *len = e->reply_len;
-            *status = e->status;
-            res = DD_CACHED;
-            break;
-        }
-        if (e) { /* the first attempt is running: wait for its reply */
-            if (now >= deadline) {
-                res = DD_LATE;
-                break;
-            }
-            struct timespec ts;
-            abs_time(deadline, &ts);
-            pthread_cond_timedwait(&DD.cv, &DD.mu, &ts);
-            continue;
-        }
-        if (DD.count >= DD.max_entries || DD.bytes >= DD.max_bytes) {
-            dd_sweep(now);
-            if (DD.count >= DD.max_entries || DD.bytes >= DD.max_bytes) {
-                res = DD_FULL;
-                break;
-            }
-        }
-        size_t rl = strlen(rid);
-        e = calloc(1, sizeof *e + rl + 1);
-        if (!e) {
-            res = DD_NOMEM;
-            break;
-        }
-        memcpy(e->rid, rid, rl + 1);
-        memcpy(e->body_sha, sha, sizeof e->body_sha);
-        e->h = h;
-        e->expires = deadline + DEDUPE_LINGER_MS;
-        e->bytes = sizeof *e + rl + 1;
-        dd_entry **b = &DD.buckets[h & (DD.nbuckets - 1)];
-        e->hnext = *b;
-        *b = e;
-        e->prev = DD.tail;
-        if (DD.tail)
-            DD.tail->next = e;
-        else
-            DD.head = e;
-        DD.tail = e;
-        DD.count++;
-        DD.bytes += (long long)e->bytes;
-        *own = e;
-        res = DD_RUN;
-        break;
-    }
-    pthread_mutex_unlock(&DD.mu);
-    return res;
-}
-
-/* The call ran: keeps its reply for duplicates (copied) and wakes them. */
-static void
-dd_finish(dd_entry *e, int status, const char *reply, size_t len)
-{
-    char *copy = malloc(len + 1);
-    if (copy)
-        memcpy(copy, reply, len);
-    pthread_mutex_lock(&DD.mu);
-    if (copy) {
-        e->reply = copy;
-        e->reply_len = len;
-        e->status = status;
-    } else {
-        e->reply = lost_reply;
-        e->reply_len = sizeof lost_reply - 1;
-        e->status = 502;
-    }
-    e->bytes += e->reply_len;
-    DD.bytes += (long long)e->reply_len;
-    e->done = 1;
-    pthread_cond_broadcast(&DD.cv);
-    pthread_mutex_unlock(&DD.mu);
-}
-
-/* The call was refused before it ran: forget it, so that a retry runs it. */
-static void
-dd_abort(dd_entry *e)
-{
-    pthread_mutex_lock(&DD.mu);
-    dd_unlink(e);
-    pthread_cond_broadcast(&DD.cv);
-    pthread_mutex_unlock(&DD.mu);
-}
+/* The cache of a host serving a service that is not idempotent; NULL otherwise (or when out
+ * of memory at start, then logged). Made before serving starts, freed after it stopped. */
+static msi_dd *DD;
 
 static void
 dd_init(void)
 {
-    DD.max_entries = parse_ll(getenv("MS_DEDUPE_MAX_ENTRIES"), DEDUPE_ENTRIES_DEFAULT);
-    if (DD.max_entries <= 0)
-        DD.max_entries = DEDUPE_ENTRIES_DEFAULT;
-    DD.max_bytes = parse_ll(getenv("MS_DEDUPE_MAX_BYTES"), DEDUPE_BYTES_DEFAULT);
-    if (DD.max_bytes <= 0)
-        DD.max_bytes = DEDUPE_BYTES_DEFAULT;
-    size_t n = 64;
-    while (n < (size_t)DD.max_entries / 2 && n < ((size_t)1 << 20))
-        n *= 2;
-    DD.buckets = calloc(n, sizeof *DD.buckets);
-    if (!DD.buckets) {
+    long long entries = parse_ll(getenv("MS_DEDUPE_MAX_ENTRIES"), DEDUPE_ENTRIES_DEFAULT);
+    long long bytes = parse_ll(getenv("MS_DEDUPE_MAX_BYTES"), DEDUPE_BYTES_DEFAULT);
+    DD = msi_dd_new(entries > 0 ? entries : DEDUPE_ENTRIES_DEFAULT,
+                    bytes > 0 ? bytes : DEDUPE_BYTES_DEFAULT);
+    if (!DD)
         msi_log(0, "no memory for the duplicate-request cache: calls are not deduplicated");
-        return;
-    }
-    DD.nbuckets = n;
-    cond_init_mono(&DD.cv);
-    DD.on = 1;
 }
 
 static void
 dd_free(void)
 {
-    if (!DD.on)
-        return;
-    pthread_mutex_lock(&DD.mu);
-    while (DD.head)
-        dd_unlink(DD.head);
-    free(DD.buckets);
-    DD.buckets = NULL;
-    DD.on = 0;
-    pthread_mutex_unlock(&DD.mu);
-}
-
-/* Whether a request id is well-formed: 1..RID_MAX of [A-Za-z0-9._-]. */
-static int
-rid_ok(const char *rid)
-{
-    size_t n = 0;
-    for (; rid[n]; n++) {
-        char c = rid[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return n >= 1 && n <= RID_MAX;
+    msi_dd_free(DD);
+    DD = NULL;
 }
 
 /* ---- the call endpoint ---------------------------------------------------------------- */
@@ -635,9 +366,30 @@ call_early(msi_http_req *r, void *arg)
         return;
     }
     const char *rid = msi_http_header(r, "Ms-Request-Id");
-    if (rid && !rid_ok(rid)) {
-        call_refuse(r, MS_EBADARGS, "bad Ms-Request-Id header: 1 to %d of [A-Za-z0-9._-]", RID_MAX);
+    if (rid && !msi_dd_rid_ok(rid)) {
+        call_refuse(r, MS_EBADARGS, "bad Ms-Request-Id header: 1 to %d of [A-Za-z0-9._-]",
+                    MSI_RID_MAX);
         return;
+    }
+    const char *ack = msi_http_header(r, "Ms-Acked-Below");
+    if (ack) {
+        uint64_t below, seq;
+        size_t clen;
+        if (!msi_dd_parse_ack(ack, &below)) {
+            call_refuse(r, MS_EBADARGS, "bad Ms-Acked-Below header: 1 to 19 decimal digits");
+            return;
+        }
+        if (!rid || !msi_dd_rid_seq(rid, &clen, &seq)) {
+            call_refuse(r, MS_EBADARGS,
+                        "Ms-Acked-Below needs an Ms-Request-Id of the form <caller>-<sequence>");
+            return;
+        }
+        if (below > seq) {
+            call_refuse(r, MS_EBADARGS,
+                        "Ms-Acked-Below %s is above the request's own sequence number %llu", ack,
+                        (unsigned long long)seq);
+            return;
+        }
     }
     int64_t dl = request_deadline(r);
     if (dl < 0)
@@ -665,10 +417,10 @@ app_message(void)
 
 /* Sends a reply of `len` bytes of JSON text, keeping it for duplicates when `dd` is set. */
 static void
-reply_text(msi_http_req *r, int status, const char *t, size_t len, dd_entry **dd)
+reply_text(msi_http_req *r, int status, const char *t, size_t len, msi_dd_entry **dd)
 {
     if (*dd) {
-        dd_finish(*dd, status, t, len);
+        msi_dd_finish(DD, *dd, status, t, len);
         *dd = NULL;
     }
     closing(r);
@@ -687,7 +439,7 @@ result_buf(void)
 
 /* Sends a reply made of `body` (taken), keeping it for duplicates when `dd` is set. */
 static void
-reply_kept(msi_http_req *r, int status, json_t *body, dd_entry **dd)
+reply_kept(msi_http_req *r, int status, json_t *body, msi_dd_entry **dd)
 {
     static const char oom[] = "{\"error\":{\"code\":\"MS_ENOMEM\",\"message\":\"out of memory\"}}";
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -736,22 +488,27 @@ call_handler(msi_http_req *r, void *arg)
     size_t rsize = svc->result ? svc->result->size : 0;
     void *res = rsize <= sizeof r_tmp ? (void *)&r_tmp : calloc(1, rsize);
     int have_args = 0, have_slot = 0;
-    dd_entry *dd = NULL;
+    msi_dd_entry *dd = NULL;
     json_t *j = NULL;
     if (!args || !res) {
         call_refuse(r, MS_ENOMEM, "%s: out of memory", H.service);
         goto done;
     }
 
-    if (DD.on && rid) {
-        char sha[65], *cached = NULL;
+    if (DD && rid) {
+        char *cached = NULL;
         size_t clen = 0;
         int cstatus = 0;
+        msi_dd_req q = {.rid = rid, .deadline = deadline};
+        const char *ack = msi_http_header(r, "Ms-Acked-Below");
+        q.has_ack = ack && msi_dd_parse_ack(ack, &q.acked_below); /* checked by call_early */
+        char sha[65];
         msi_sha256_hex_of(body, len, sha);
-        switch (dd_begin(rid, sha, deadline, &dd, &cstatus, &cached, &clen)) {
-        case DD_RUN:
+        q.body_sha = sha;
+        switch (msi_dd_begin(DD, &q, &dd, &cstatus, &cached, &clen)) {
+        case MSI_DD_RUN:
             break;
-        case DD_CACHED:
+        case MSI_DD_CACHED:
             H.dd_hits++;
             msi_log(3, "call %s request %s: answered from the duplicate-request cache", H.service,
                     rid);
@@ -759,25 +516,35 @@ call_handler(msi_http_req *r, void *arg)
             msi_http_reply(r, cstatus, "application/json", cached, clen);
             free(cached);
             goto done;
-        case DD_REUSED:
+        case MSI_DD_REUSED:
             call_refuse(r, MS_EREUSED, "%s: request id %s was already used with another body",
                         H.service, rid);
             goto done;
-        case DD_FULL:
+        case MSI_DD_STALE:
+            call_refuse(r, MS_EREUSED,
+                        "%s: request id %s is below its caller's Ms-Acked-Below: the caller had "
+                        "finished with it; not run",
+                        H.service, rid);
+            goto done;
+        case MSI_DD_FULL: {
+            msi_dd_stats ds;
+            msi_dd_get_stats(DD, &ds);
             H.dd_full++;
             H.errors++;
             closing(r);
             msi_http_reply_error_ex(r, 503, MS_EOVERLOADED, NULL,
                                     "%s: instance %s: duplicate-request cache full (%lld entries "
-                                    "max, %lld bytes max)",
-                                    H.service, H.instance, DD.max_entries, DD.max_bytes);
+                                    "max, %lld bytes max): too many calls in flight or callers "
+                                    "that do not send Ms-Acked-Below",
+                                    H.service, H.instance, ds.max_entries, ds.max_bytes);
             goto done;
-        case DD_LATE:
+        }
+        case MSI_DD_LATE:
             call_refuse(r, MS_ETIMEDOUT,
                         "%s: deadline passed while the first attempt of request %s was running",
                         H.service, rid);
             goto done;
-        case DD_NOMEM:
+        case MSI_DD_NOMEM:
             call_refuse(r, MS_ENOMEM, "%s: out of memory", H.service);
             goto done;
         }
@@ -863,7 +630,7 @@ call_handler(msi_http_req *r, void *arg)
 
 done:
     if (dd)
-        dd_abort(dd); /* refused before it ran */
+        msi_dd_abort(DD, dd); /* refused before it ran */
     if (have_slot)
         slot_give();
     if (have_args)
@@ -936,11 +703,11 @@ metrics_handler(msi_http_req *r, void *arg)
     H.m_last_level_us = H.level_us;
     pthread_mutex_unlock(&H.mu);
 
-    pthread_mutex_lock(&DD.mu);
-    long long dd_entries = DD.count;
-    pthread_mutex_unlock(&DD.mu);
+    msi_dd_stats ds = {0};
+    if (DD)
+        msi_dd_get_stats(DD, &ds);
 
-    char text[4096];
+    char text[8192];
     const char *s = H.service;
     int n = snprintf(
         text, sizeof text,
@@ -957,18 +724,39 @@ metrics_handler(msi_http_req *r, void *arg)
         "# HELP ms_busy_seconds_total Integral of demand / concurrency.\n"
         "# TYPE ms_busy_seconds_total counter\nms_busy_seconds_total{service=\"%s\"} %.6f\n"
         "# HELP ms_cpu_seconds_total CPU time of this process.\n"
-        "# TYPE ms_cpu_seconds_total counter\nms_cpu_seconds_total{service=\"%s\"} %.6f\n"
-        "# HELP ms_dedupe_entries Entries in the duplicate-request cache.\n"
-        "# TYPE ms_dedupe_entries gauge\nms_dedupe_entries{service=\"%s\"} %lld\n"
-        "# HELP ms_dedupe_hits_total Retries answered from the duplicate-request cache.\n"
-        "# TYPE ms_dedupe_hits_total counter\nms_dedupe_hits_total{service=\"%s\"} %llu\n"
-        "# HELP ms_dedupe_full_total Calls refused because the cache was full.\n"
-        "# TYPE ms_dedupe_full_total counter\nms_dedupe_full_total{service=\"%s\"} %llu\n",
+        "# TYPE ms_cpu_seconds_total counter\nms_cpu_seconds_total{service=\"%s\"} %.6f\n",
         s, (unsigned long long)H.calls, s, (unsigned long long)H.errors, s, inflight, s, queued, s,
-        busy, s, busy_total_s, s, cpu_seconds(), s, dd_entries, s, (unsigned long long)H.dd_hits, s,
-        (unsigned long long)H.dd_full);
+        busy, s, busy_total_s, s, cpu_seconds());
     if (n < 0 || (size_t)n >= sizeof text)
         n = (int)strlen(text);
+    /* The duplicate-request cache (all zero for an idempotent service, which has none). */
+    int m = snprintf(
+        text + n, sizeof text - (size_t)n,
+        "# HELP ms_dedupe_entries Entries in the duplicate-request cache.\n"
+        "# TYPE ms_dedupe_entries gauge\nms_dedupe_entries{service=\"%s\"} %lld\n"
+        "# HELP ms_dedupe_entries_peak Most entries the cache has held at once.\n"
+        "# TYPE ms_dedupe_entries_peak gauge\nms_dedupe_entries_peak{service=\"%s\"} %lld\n"
+        "# HELP ms_dedupe_callers Callers whose acknowledgements the cache keeps.\n"
+        "# TYPE ms_dedupe_callers gauge\nms_dedupe_callers{service=\"%s\"} %lld\n"
+        "# HELP ms_dedupe_bytes Bytes of entries, callers and kept replies.\n"
+        "# TYPE ms_dedupe_bytes gauge\nms_dedupe_bytes{service=\"%s\"} %lld\n"
+        "# HELP ms_dedupe_hits_total Retries answered from the duplicate-request cache.\n"
+        "# TYPE ms_dedupe_hits_total counter\nms_dedupe_hits_total{service=\"%s\"} %llu\n"
+        "# HELP ms_dedupe_acked_total Entries dropped by their caller's Ms-Acked-Below.\n"
+        "# TYPE ms_dedupe_acked_total counter\nms_dedupe_acked_total{service=\"%s\"} %llu\n"
+        "# HELP ms_dedupe_expired_total Entries dropped at their deadline + 1 s.\n"
+        "# TYPE ms_dedupe_expired_total counter\nms_dedupe_expired_total{service=\"%s\"} "
+        "%llu\n"
+        "# HELP ms_dedupe_stale_total Requests refused as below their caller's Ms-Acked-Below.\n"
+        "# TYPE ms_dedupe_stale_total counter\nms_dedupe_stale_total{service=\"%s\"} %llu\n"
+        "# HELP ms_dedupe_full_total Calls refused because the cache was full.\n"
+        "# TYPE ms_dedupe_full_total counter\nms_dedupe_full_total{service=\"%s\"} %llu\n",
+        s, ds.entries, s, ds.entries_peak, s, ds.callers, s, ds.bytes, s,
+        (unsigned long long)H.dd_hits, s, ds.acked_total, s, ds.expired_total, s, ds.stale_total, s,
+        (unsigned long long)H.dd_full);
+    if (m < 0 || (size_t)m >= sizeof text - (size_t)n)
+        m = (int)strlen(text + n);
+    n += m;
     msi_http_reply(r, 200, "text/plain; version=0.0.4", text, (size_t)n);
 }
 

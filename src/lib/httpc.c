@@ -188,6 +188,13 @@ get_client(msi_err *err)
     return c;
 }
 
+unsigned long
+msi_fork_generation(void)
+{
+    pthread_once(&once, global_init);
+    return fork_gen;
+}
+
 void
 msi_httpc_thread_release(void)
 {

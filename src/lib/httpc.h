@@ -90,6 +90,10 @@ msi_buf *msi_httpc_buf(void);
  * when out of memory. */
 const char *msi_httpc_dump(const json_t *j, size_t *len);
 
+/* How many times this process's line has forked (pthread_atfork): per-thread state made
+ * before a fork (connections, request-id callers, random seeds) is remade when it changed. */
+unsigned long msi_fork_generation(void);
+
 /* Frees the calling thread's handle (its connections close). The next request makes a new
  * one. */
 void msi_httpc_thread_release(void);

@@ -9,6 +9,15 @@
  *                    per execution to a file (O_APPEND): no execution twice, every failure
  *                    MS_EINDOUBT, ok <= executions <= ok + indoubt, each successful call's
  *                    token executed exactly once, each failed one's at most once.
+ *   steady-counter   8 callers for 60 s against the counter service, no faults, as fast as
+ *                    they can: no call may fail (at-most-once has no throughput ceiling),
+ *                    no execution twice, and on every instance no call refused for a full
+ *                    duplicate-request cache and a peak entry count no higher than the
+ *                    callers (the cache holds calls in flight, not throughput x deadline).
+ *   tiny-cache       32 callers for 10 s against the counter service with every instance's
+ *                    cache cut to 16 entries (MS_DEDUPE_MAX_ENTRIES): refusals happen
+ *                    (ms_dedupe_full_total > 0), every failure is MS_EOVERLOADED saying the
+ *                    cache was full, no token executed twice or executed after a failure.
  *   msd-restart      16 callers for 20 s against an idempotent service; msd kill -9'd at 5 s
  *                    and restarted on the same state at 9 s: no call may fail, and afterwards
  *                    every instance process (found through /proc) is one msd lists, with the
@@ -91,9 +100,10 @@ MS_OPTIONS(steady, .idempotent = true, .concurrency = 4, .min_instances = 4, .ma
 
 /* ---- the drill ---- */
 
-#define CALLERS 16
-#define INSTANCES 4 /* of every drilled service */
-#define MAX_TOKENS (1 << 20)
+#define CALLERS_MAX 32
+#define INSTANCES 4          /* of every drilled service */
+#define PER_CALLER (1 << 21) /* tokens of one caller: caller * PER_CALLER + seq */
+#define MAX_TOKENS ((long)CALLERS_MAX * PER_CALLER)
 
 enum outcome { O_NONE = 0, O_OK, O_INDOUBT, O_FAILED };
 
@@ -101,12 +111,15 @@ static struct drill {
     const char *name;
     const char *service;
     int seconds;
+    int callers;
+    int killer; /* kill -9 instances while the callers call */
+    int tiny;   /* MS_DEDUPE_MAX_ENTRIES for the instances, 0: the default */
     h_msd *m;
     char dir[64];
     _Atomic int stop;
-    _Atomic long calls, ok, failed, indoubt, kills, no_victim;
+    _Atomic long calls, ok, failed, indoubt, overloaded, kills, no_victim;
     _Atomic int reported;   /* failure details printed */
-    unsigned char *outcome; /* counter: per token (caller << 16 | seq) */
+    unsigned char *outcome; /* counter: per token (caller * PER_CALLER + seq) */
 } D;
 
 static int
@@ -132,10 +145,10 @@ caller_main(void *arg)
     while (!D.stop) {
         int64_t r = 0;
         ms_status st;
-        long token = (me << 16) | (seq & 0xffff);
+        long token = me * PER_CALLER + seq;
         if (strcmp(D.service, "counter") == 0) {
-            if (seq > 0xffff)
-                break; /* tokens would repeat: cannot happen in 30 s on this machine */
+            if (seq >= PER_CALLER)
+                break; /* tokens would repeat: cannot happen in 60 s on this machine */
             st = counter_try(&r, token);
         } else if (strcmp(D.service, "steady") == 0) {
             st = steady_try(&r, seq);
@@ -154,7 +167,13 @@ caller_main(void *arg)
             D.failed++;
             if (st == MS_EINDOUBT)
                 D.indoubt++;
-            if (D.reported++ < 5 || st != MS_EINDOUBT)
+            /* With a tiny cache the one failure allowed is a clear "cache full". */
+            int expected = D.tiny ? st == MS_EOVERLOADED &&
+                                        strstr(ms_last_error(), "duplicate-request cache full")
+                                  : st == MS_EINDOUBT;
+            if (D.tiny && expected)
+                D.overloaded++;
+            if (D.reported++ < 5 || !expected)
                 fprintf(stderr, "drill %s: %s: %s\n", D.name, ms_status_name(st), ms_last_error());
         }
         if (D.outcome)
@@ -280,6 +299,74 @@ scale(const char *service, int n)
     return h_wait_count(D.m, service, "ready", n, 20000);
 }
 
+/* A metric's value in Prometheus text ("name{...} value" lines), or -1. */
+static long long
+metric(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == '{') {
+            const char *v = strchr(p, ' ');
+            return v ? atoll(v + 1) : -1;
+        }
+    return -1;
+}
+
+/* The duplicate-request caches of the drilled service's ready instances, from their
+ * /metrics: refusals for want of room (summed) and the highest peak entry count. The
+ * number of instances read, or -1 when one could not be. */
+static int
+dedupe_metrics(long long *full, long long *peak, long long *hits)
+{
+    json_t *list = h_services(D.m);
+    int n = 0, bad = 0;
+    size_t i, k;
+    json_t *sv, *in;
+    *full = *peak = *hits = 0;
+    json_array_foreach(list, i, sv)
+    {
+        if (strcmp(json_string_value(json_object_get(sv, "name")), D.service) != 0)
+            continue;
+        json_array_foreach(json_object_get(sv, "instances"), k, in)
+        {
+            const char *st = json_string_value(json_object_get(in, "state"));
+            const char *addr = json_string_value(json_object_get(in, "addr"));
+            if (!st || strcmp(st, "ready") != 0 || !addr)
+                continue;
+            char url[160];
+            snprintf(url, sizeof url, "http://%s/metrics", addr);
+            h_resp r;
+            if (h_http_url("GET", url, NULL, NULL, 0, NULL, &r) < 0 || r.status != 200 || !r.body) {
+                fprintf(stderr, "drill %s: %s: no metrics\n", D.name, url);
+                bad = 1;
+                h_resp_free(&r);
+                continue;
+            }
+            long long f = metric(r.body, "ms_dedupe_full_total");
+            long long p = metric(r.body, "ms_dedupe_entries_peak");
+            long long h = metric(r.body, "ms_dedupe_hits_total");
+            fprintf(
+                stderr,
+                "drill %s: instance %s: calls=%lld dedupe entries=%lld peak=%lld callers=%lld "
+                "acked=%lld expired=%lld full=%lld hits=%lld bytes=%lld\n",
+                D.name, addr, metric(r.body, "ms_calls_total"), metric(r.body, "ms_dedupe_entries"),
+                p, metric(r.body, "ms_dedupe_callers"), metric(r.body, "ms_dedupe_acked_total"),
+                metric(r.body, "ms_dedupe_expired_total"), f, h, metric(r.body, "ms_dedupe_bytes"));
+            h_resp_free(&r);
+            if (f < 0 || p < 0 || h < 0) {
+                bad = 1;
+                continue;
+            }
+            *full += f;
+            *hits += h;
+            *peak = p > *peak ? p : *peak;
+            n++;
+        }
+    }
+    json_decref(list);
+    return bad ? -1 : n;
+}
+
 /* Counter drill: reads the executions and checks them against the outcomes. */
 static long
 check_executions(int *bad)
@@ -348,6 +435,11 @@ run(void)
     const int counter = strcmp(D.service, "counter") == 0;
     const int msd_drill = strcmp(D.name, "msd-restart") == 0;
 
+    if (D.tiny) { /* the instances inherit it through msd */
+        char v[16];
+        snprintf(v, sizeof v, "%d", D.tiny);
+        setenv("MS_DEDUPE_MAX_ENTRIES", v, 1);
+    }
     D.m = h_msd_start(NULL); /* msd's defaults (design notes) */
     if (!D.m)
         return 1;
@@ -376,11 +468,11 @@ run(void)
     msi_httpc_thread_release();
     fds_before = count_fds();
 
-    pthread_t callers[CALLERS], killer;
-    for (long i = 0; i < CALLERS; i++)
+    pthread_t callers[CALLERS_MAX], killer;
+    for (long i = 0; i < D.callers; i++)
         if (pthread_create(&callers[i], NULL, caller_main, (void *)(intptr_t)i) != 0)
             return 1;
-    int have_killer = !msd_drill && pthread_create(&killer, NULL, killer_main, NULL) == 0;
+    int have_killer = D.killer && pthread_create(&killer, NULL, killer_main, NULL) == 0;
 
     pid_t before[16];
     int nbefore = 0;
@@ -406,7 +498,7 @@ run(void)
     while (h_now_ms() < end)
         h_nap(100);
     D.stop = 1;
-    for (int i = 0; i < CALLERS; i++)
+    for (int i = 0; i < D.callers; i++)
         pthread_join(callers[i], NULL);
     if (have_killer)
         pthread_join(killer, NULL);
@@ -432,6 +524,27 @@ run(void)
     long executions = 0;
     if (counter)
         executions = check_executions(&bad);
+    long long dd_full = 0, dd_peak = 0, dd_hits = 0;
+    if (counter && !D.killer) { /* no instance was replaced: each one's figures are whole */
+        int n = dedupe_metrics(&dd_full, &dd_peak, &dd_hits);
+        if (n != INSTANCES) {
+            fprintf(stderr, "drill %s: read the caches of %d instances, not %d\n", D.name, n,
+                    INSTANCES);
+            bad++;
+        }
+        fprintf(stderr, "drill %s: dedupe full=%lld peak=%lld hits=%lld\n", D.name, dd_full,
+                dd_peak, dd_hits);
+        long long peak_max = D.tiny ? D.tiny : D.callers;
+        if (dd_peak > peak_max) {
+            fprintf(stderr, "drill %s: a cache held %lld entries at once, above %lld\n", D.name,
+                    dd_peak, peak_max);
+            bad++;
+        }
+        if (D.tiny ? dd_full == 0 : dd_full != 0) {
+            fprintf(stderr, "drill %s: %lld calls refused for a full cache\n", D.name, dd_full);
+            bad++;
+        }
+    }
 
     /* Stop msd: it drains and stops every instance; nothing may be left behind. */
     ms_shutdown();
@@ -455,7 +568,10 @@ run(void)
             (long)D.kills, (long)D.no_victim);
     fflush(stdout);
 
-    if (counter) {
+    if (D.tiny) {
+        if (D.failed != D.overloaded)
+            bad++; /* every failure must be a clear "cache full" */
+    } else if (D.killer && counter) {
         if (D.failed != D.indoubt)
             bad++; /* every failure must be MS_EINDOUBT */
     } else if (D.failed != 0) {
@@ -463,7 +579,7 @@ run(void)
     }
     if (D.ok == 0 || leaked_procs != 0 || leaked_fds != 0)
         bad++;
-    if (!msd_drill && D.kills < D.seconds / 2)
+    if (D.killer && D.kills < D.seconds / 2)
         bad++; /* the killer must really have been at work (design notes) */
     return bad ? 1 : 0;
 }
@@ -485,19 +601,36 @@ main(int argc, char **argv)
         return 2;
     }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s kill-idempotent|kill-counter|msd-restart [seconds]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s kill-idempotent|kill-counter|steady-counter|tiny-cache|msd-restart "
+                "[seconds]\n",
+                argv[0]);
         return 2;
     }
     D.name = argv[1];
+    D.callers = 16;
+    D.killer = 1;
     if (strcmp(D.name, "kill-idempotent") == 0) {
         D.service = "echo_idem";
         D.seconds = 30;
     } else if (strcmp(D.name, "kill-counter") == 0) {
         D.service = "counter";
         D.seconds = 30;
+    } else if (strcmp(D.name, "steady-counter") == 0) {
+        D.service = "counter";
+        D.seconds = 60;
+        D.callers = 8;
+        D.killer = 0;
+    } else if (strcmp(D.name, "tiny-cache") == 0) {
+        D.service = "counter";
+        D.seconds = 10;
+        D.callers = 32;
+        D.killer = 0;
+        D.tiny = 16;
     } else if (strcmp(D.name, "msd-restart") == 0) {
         D.service = "steady";
         D.seconds = 20;
+        D.killer = 0;
     } else {
         fprintf(stderr, "unknown drill %s\n", D.name);
         return 2;

@@ -107,6 +107,7 @@ typedef struct fsrv {
     pthread_mutex_t mu; /* guards the records and counters below */
     int accepts, requests, executions;
     char rid[MAX_REQ][64];
+    char ack[MAX_REQ][32]; /* Ms-Acked-Below */
     char tp[MAX_REQ][96];
     long long dl[MAX_REQ];
     int conns; /* connection threads running */
@@ -168,7 +169,7 @@ header_value(const char *head, const char *name, char *out, size_t size)
 
 /* Reads one request (headers and Content-Length body); 0 when one came, -1 on EOF/error. */
 static int
-read_request(int fd, char *buf, size_t size, char *rid, char *tp, long long *dl)
+read_request(int fd, char *buf, size_t size, char *rid, char *ack, char *tp, long long *dl)
 {
     size_t got = 0;
     char *end = NULL;
@@ -193,6 +194,7 @@ read_request(int fd, char *buf, size_t size, char *rid, char *tp, long long *dl)
         have += (size_t)r;
     }
     header_value(buf, "Ms-Request-Id", rid, 64);
+    header_value(buf, "Ms-Acked-Below", ack, 32);
     header_value(buf, "traceparent", tp, 96);
     char d[32];
     header_value(buf, "Ms-Deadline-Ms", d, sizeof d);
@@ -224,15 +226,16 @@ conn_main(void *arg)
         fd = -1;
     }
     while (fd >= 0) {
-        char buf[8192] = "", rid[64], tp[96];
+        char buf[8192] = "", rid[64], ack[32], tp[96];
         long long dl;
-        if (read_request(fd, buf, sizeof buf, rid, tp, &dl) != 0)
+        if (read_request(fd, buf, sizeof buf, rid, ack, tp, &dl) != 0)
             break;
         int first = 1;
         pthread_mutex_lock(&s->mu);
         int k = s->requests++;
         if (k < MAX_REQ) {
             snprintf(s->rid[k], sizeof s->rid[k], "%s", rid);
+            snprintf(s->ack[k], sizeof s->ack[k], "%s", ack);
             snprintf(s->tp[k], sizeof s->tp[k], "%s", tp);
             s->dl[k] = dl;
         }
@@ -386,6 +389,26 @@ srv_rid(fsrv *s, int k)
     const char *v = s->rid[k];
     pthread_mutex_unlock(&s->mu);
     return v;
+}
+
+static const char *
+srv_ack(fsrv *s, int k)
+{
+    pthread_mutex_lock(&s->mu);
+    const char *v = s->ack[k];
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+/* A request id as the client makes it: 16 hex digits of the thread's caller id, '-', the
+ * sequence number (returned; 0 when the id has another form). */
+static unsigned long long
+rid_seq(const char *rid)
+{
+    if (strlen(rid) < 18 || strspn(rid, "0123456789abcdef") != 16 || rid[16] != '-' ||
+        strspn(rid + 17, "0123456789") != strlen(rid + 17))
+        return 0;
+    return strtoull(rid + 17, NULL, 10);
 }
 
 static const char *
@@ -617,7 +640,7 @@ test_calls_sent_idempotent_elsewhere(void **state)
     assert_int_equal(srv_requests(bad), 1);
     assert_int_equal(srv_requests(ok), 1);
     assert_string_equal(srv_rid(bad, 0), srv_rid(ok, 0));
-    assert_int_equal((int)strlen(srv_rid(bad, 0)), 32);
+    assert_true(rid_seq(srv_rid(bad, 0)) > 0);
     assert_int_equal(reported("rst_idem", bad), 1);
 }
 
@@ -877,6 +900,15 @@ test_calls_headers(void **state)
         for (int k = 0; k < i; k++) {
             assert_true(strncmp(srv_tp(ok, k) + 3, tp + 3, 32) != 0);
             assert_string_not_equal(srv_rid(ok, k), srv_rid(ok, i));
+        }
+        /* <caller>-<seq>: one caller (this thread), one more each call, and each call
+         * acknowledges everything before it (Ms-Acked-Below = its own seq). */
+        unsigned long long seq = rid_seq(srv_rid(ok, i));
+        assert_true(seq > 0);
+        assert_int_equal(strtoull(srv_ack(ok, i), NULL, 10), seq);
+        if (i > 0) {
+            assert_int_equal(strncmp(srv_rid(ok, i), srv_rid(ok, 0), 17), 0);
+            assert_int_equal(seq, rid_seq(srv_rid(ok, i - 1)) + 1);
         }
     }
 }

@@ -1,0 +1,530 @@
+/*
+ * dedupe.c: the duplicate-request cache (dedupe.h).
+ *
+ * Design notes
+ * - Only for services that are not idempotent. A client retries such a call only on the
+ *   same instance with the same request id, when it cannot know whether its first attempt
+ *   ran (the connection broke after the request left); this cache answers the retry with
+ *   the first attempt's reply instead of running the function twice.
+ * - Key: the request id (hash chains over a power-of-two bucket array). Each entry also
+ *   holds the SHA-256 of the body: the same id with another body is MSI_DD_REUSED, never the
+ *   first call's reply.
+ * - Callers (after RIFL, Lee et al., SOSP 2015). An id `<caller>-<seq>` belongs to a caller
+ *   record, found by its own hash table, which holds the caller's entries and `acked`: every
+ *   sequence number below it is finished with on the caller's side (it will never send it
+ *   again). A request's Ms-Acked-Below raises `acked` (never lowers it) before anything
+ *   else, so that even a request refused for want of room frees its caller's old entries.
+ *   The cache therefore holds, per caller, what is in flight plus the reply of its latest
+ *   call here (until its next call here acknowledges it), not throughput x deadline. The
+ *   client (client.c) is a caller per thread, whose calls follow one another, so an instance
+ *   holds at most one entry per calling thread that reached it.
+ * - Life of an entry:
+ *
+ *     (none) --begin: id unknown, not stale, room left--> RUNNING --finish--> DONE
+ *     RUNNING --abort: refused before the function ran (400, 429, 504 queued)--> (none)
+ *     RUNNING --acknowledged--> RUNNING(acked) --finish--> (none): nobody will ask again
+ *     DONE --acknowledged (Ms-Acked-Below above its seq)--> (none)
+ *     DONE --sweep, once expires (= the call's deadline + 1 s) has passed--> (none)
+ *
+ *   A duplicate of a RUNNING entry waits in begin (on dd->cv) until it is DONE or gone,
+ *   bounded by its own deadline (LATE); of a DONE entry it gets the stored status and body;
+ *   when the entry is gone it is looked at afresh: below its caller's acknowledgement it is
+ *   STALE, else (aborted) it runs. Only the owner (the request that made the entry) moves
+ *   a RUNNING entry, and neither a sweep nor an acknowledgement frees one, so the owner's
+ *   pointer stays valid without a reference count.
+ * - Life of a caller record: made with its first entry; kept while it has entries, and
+ *   after its last one until the longest deadline of its calls + 1 s has passed (the
+ *   acknowledgement must outlive every retry the caller may still send), then swept.
+ * - Bounds: at most max_entries entries, at most max_entries callers, and max_bytes of
+ *   entries, callers and stored replies. A reply is counted when stored, so the bytes can
+ *   pass the bound by the replies of the calls running at that moment. When full even
+ *   after a sweep, a new call is MSI_DD_FULL; a live entry is never evicted.
+ * - A sweep walks the insertion-ordered lists; it runs at most once a second, and when full.
+ * - One mutex and one condition variable; a stored reply is copied out under the lock.
+ */
+#include "dedupe.h"
+
+#include "msi.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SWEEP_MS 1000
+
+typedef struct dd_caller dd_caller;
+
+struct msi_dd_entry {
+    msi_dd_entry *hnext;         /* hash chain */
+    msi_dd_entry *prev, *next;   /* insertion order */
+    msi_dd_entry *cprev, *cnext; /* its caller's entries */
+    dd_caller *caller;           /* NULL: a plain id */
+    uint64_t seq;
+    uint64_t h;
+    char body_sha[65];
+    int done;
+    int acked;         /* RUNNING, and acknowledged meanwhile: dropped when it finishes */
+    int64_t expires;   /* msi_now_ms */
+    int status;        /* DONE: the reply */
+    const char *reply; /* malloc'd, or lost_reply (not freed) */
+    size_t reply_len;
+    size_t bytes; /* counted in dd->bytes */
+    char rid[];
+};
+
+struct dd_caller {
+    dd_caller *hnext;       /* hash chain */
+    dd_caller *prev, *next; /* every caller, in order of creation */
+    msi_dd_entry *entries;
+    uint64_t acked;  /* every seq below this is finished with */
+    int64_t expires; /* once it has no entry: swept after this */
+    uint64_t h;
+    size_t bytes;
+    size_t len;
+    char id[];
+};
+
+struct msi_dd {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* an entry became DONE or went away */
+    msi_dd_entry **buckets;
+    dd_caller **cbuckets;
+    size_t nbuckets; /* of each table; a power of two */
+    msi_dd_entry *head, *tail;
+    dd_caller *chead, *ctail;
+    long long count, peak, ncallers, max_entries;
+    long long waiting; /* duplicates waiting for a running attempt */
+    long long bytes, max_bytes;
+    unsigned long long acked_total, expired_total, stale_total;
+    int64_t next_sweep;
+};
+
+/* What a duplicate gets when the first attempt ran but its reply could not be kept (out of
+ * memory): the truth, which is that nobody knows its result any more. */
+static const char lost_reply[] =
+    "{\"error\":{\"code\":\"MS_EINDOUBT\",\"message\":\"the call ran but its reply could not "
+    "be kept for a retry (out of memory)\"}}";
+
+static uint64_t
+fnv1a(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static int
+rid_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+int
+msi_dd_rid_ok(const char *rid)
+{
+    size_t n = 0;
+    for (; rid[n]; n++)
+        if (!rid_char(rid[n]))
+            return 0;
+    return n >= 1 && n <= MSI_RID_MAX;
+}
+
+int
+msi_dd_parse_ack(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (s[n] < '0' || s[n] > '9' || n >= 19)
+            return 0;
+        v = v * 10 + (uint64_t)(s[n] - '0');
+    }
+    if (n == 0)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+int
+msi_dd_rid_seq(const char *rid, size_t *caller_len, uint64_t *seq)
+{
+    const char *dash = strrchr(rid, '-');
+    if (!dash || dash == rid || !msi_dd_parse_ack(dash + 1, seq))
+        return 0;
+    *caller_len = (size_t)(dash - rid);
+    return 1;
+}
+
+msi_dd *
+msi_dd_new(long long max_entries, long long max_bytes)
+{
+    msi_dd *dd = calloc(1, sizeof *dd);
+    if (!dd)
+        return NULL;
+    dd->max_entries = max_entries > 0 ? max_entries : 1;
+    dd->max_bytes = max_bytes > 0 ? max_bytes : 1;
+    size_t n = 64;
+    while (n < (size_t)dd->max_entries / 2 && n < ((size_t)1 << 20))
+        n *= 2;
+    dd->buckets = calloc(n, sizeof *dd->buckets);
+    dd->cbuckets = calloc(n, sizeof *dd->cbuckets);
+    if (!dd->buckets || !dd->cbuckets) {
+        free(dd->buckets);
+        free(dd->cbuckets);
+        free(dd);
+        return NULL;
+    }
+    dd->nbuckets = n;
+    pthread_mutex_init(&dd->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&dd->cv, &a);
+    pthread_condattr_destroy(&a);
+    dd->next_sweep = msi_now_ms() + SWEEP_MS;
+    return dd;
+}
+
+/* ---- entries and callers; dd->mu held ------------------------------------------------ */
+
+static msi_dd_entry *
+entry_find(msi_dd *dd, const char *rid, uint64_t h)
+{
+    for (msi_dd_entry *e = dd->buckets[h & (dd->nbuckets - 1)]; e; e = e->hnext)
+        if (e->h == h && strcmp(e->rid, rid) == 0)
+            return e;
+    return NULL;
+}
+
+static dd_caller *
+caller_find(msi_dd *dd, const char *id, size_t len, uint64_t h)
+{
+    for (dd_caller *c = dd->cbuckets[h & (dd->nbuckets - 1)]; c; c = c->hnext)
+        if (c->h == h && c->len == len && memcmp(c->id, id, len) == 0)
+            return c;
+    return NULL;
+}
+
+static void
+entry_unlink(msi_dd *dd, msi_dd_entry *e)
+{
+    msi_dd_entry **pp = &dd->buckets[e->h & (dd->nbuckets - 1)];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        dd->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        dd->tail = e->prev;
+    if (e->caller) {
+        if (e->cprev)
+            e->cprev->cnext = e->cnext;
+        else
+            e->caller->entries = e->cnext;
+        if (e->cnext)
+            e->cnext->cprev = e->cprev;
+    }
+    dd->count--;
+    dd->bytes -= (long long)e->bytes;
+    if (e->reply != lost_reply)
+        free((void *)(uintptr_t)e->reply);
+    free(e);
+}
+
+static void
+caller_unlink(msi_dd *dd, dd_caller *c)
+{
+    dd_caller **pp = &dd->cbuckets[c->h & (dd->nbuckets - 1)];
+    while (*pp != c)
+        pp = &(*pp)->hnext;
+    *pp = c->hnext;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        dd->chead = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        dd->ctail = c->prev;
+    dd->ncallers--;
+    dd->bytes -= (long long)c->bytes;
+    free(c);
+}
+
+/* The caller has finished with every seq below `acked`: its DONE entries below go now, its
+ * RUNNING ones when they finish. */
+static void
+caller_ack(msi_dd *dd, dd_caller *c, uint64_t acked)
+{
+    if (acked <= c->acked)
+        return;
+    c->acked = acked;
+    for (msi_dd_entry *e = c->entries, *next; e; e = next) {
+        next = e->cnext;
+        if (e->seq >= acked)
+            continue;
+        if (e->done) {
+            entry_unlink(dd, e);
+            dd->acked_total++;
+        } else {
+            e->acked = 1;
+        }
+    }
+}
+
+static int
+full(const msi_dd *dd)
+{
+    return dd->count >= dd->max_entries || dd->bytes >= dd->max_bytes;
+}
+
+void
+msi_dd_sweep(msi_dd *dd, int64_t now)
+{
+    for (msi_dd_entry *e = dd->head, *next; e; e = next) {
+        next = e->next;
+        if (e->done && e->expires <= now) {
+            entry_unlink(dd, e);
+            dd->expired_total++;
+        }
+    }
+    for (dd_caller *c = dd->chead, *next; c; c = next) {
+        next = c->next;
+        if (!c->entries && c->expires <= now)
+            caller_unlink(dd, c);
+    }
+    dd->next_sweep = now + SWEEP_MS;
+}
+
+static dd_caller *
+caller_new(msi_dd *dd, const char *id, size_t len, uint64_t h)
+{
+    dd_caller *c = calloc(1, sizeof *c + len + 1);
+    if (!c)
+        return NULL;
+    memcpy(c->id, id, len);
+    c->len = len;
+    c->h = h;
+    c->bytes = sizeof *c + len + 1;
+    dd_caller **b = &dd->cbuckets[h & (dd->nbuckets - 1)];
+    c->hnext = *b;
+    *b = c;
+    c->prev = dd->ctail;
+    if (dd->ctail)
+        dd->ctail->next = c;
+    else
+        dd->chead = c;
+    dd->ctail = c;
+    dd->ncallers++;
+    dd->bytes += (long long)c->bytes;
+    return c;
+}
+
+static msi_dd_entry *
+entry_new(msi_dd *dd, const msi_dd_req *q, uint64_t h, dd_caller *c, uint64_t seq)
+{
+    size_t rl = strlen(q->rid);
+    msi_dd_entry *e = calloc(1, sizeof *e + rl + 1);
+    if (!e)
+        return NULL;
+    memcpy(e->rid, q->rid, rl + 1);
+    memcpy(e->body_sha, q->body_sha, sizeof e->body_sha - 1);
+    e->h = h;
+    e->seq = seq;
+    e->expires = q->deadline + MSI_DD_LINGER_MS;
+    e->bytes = sizeof *e + rl + 1;
+    msi_dd_entry **b = &dd->buckets[h & (dd->nbuckets - 1)];
+    e->hnext = *b;
+    *b = e;
+    e->prev = dd->tail;
+    if (dd->tail)
+        dd->tail->next = e;
+    else
+        dd->head = e;
+    dd->tail = e;
+    if (c) {
+        e->caller = c;
+        e->cnext = c->entries;
+        if (c->entries)
+            c->entries->cprev = e;
+        c->entries = e;
+        if (c->expires < e->expires)
+            c->expires = e->expires;
+    }
+    dd->count++;
+    if (dd->count > dd->peak)
+        dd->peak = dd->count;
+    dd->bytes += (long long)e->bytes;
+    return e;
+}
+
+/* ---- the verdict ------------------------------------------------------------------------- */
+
+msi_dd_verdict
+msi_dd_begin(msi_dd *dd, const msi_dd_req *q, msi_dd_entry **own, int *status, char **reply,
+             size_t *len)
+{
+    uint64_t h = fnv1a(q->rid, strlen(q->rid)), seq = 0, ch = 0;
+    size_t clen = 0;
+    int has_caller = msi_dd_rid_seq(q->rid, &clen, &seq);
+    if (has_caller)
+        ch = fnv1a(q->rid, clen);
+    /* A request cannot acknowledge itself: an acknowledgement above its own seq counts as
+     * its own seq (host.c refuses such a header before asking). */
+    int has_ack = has_caller && q->has_ack;
+    uint64_t ack = has_ack && q->acked_below < seq ? q->acked_below : seq;
+    msi_dd_verdict res;
+    pthread_mutex_lock(&dd->mu);
+    for (;;) {
+        int64_t now = msi_now_ms();
+        if (now >= dd->next_sweep)
+            msi_dd_sweep(dd, now);
+        dd_caller *c = has_caller ? caller_find(dd, q->rid, clen, ch) : NULL;
+        if (c && has_ack)
+            caller_ack(dd, c, ack);
+        if (c && seq < c->acked) {
+            dd->stale_total++;
+            res = MSI_DD_STALE;
+            break;
+        }
+        msi_dd_entry *e = entry_find(dd, q->rid, h);
+        if (e && strcmp(e->body_sha, q->body_sha) != 0) {
+            res = MSI_DD_REUSED;
+            break;
+        }
+        if (e && e->done) {
+            *reply = malloc(e->reply_len + 1);
+            if (!*reply) {
+                res = MSI_DD_NOMEM;
+                break;
+            }
+            memcpy(*reply, e->reply, e->reply_len);
+            (*reply)[e->reply_len] = '\0';
+            *len = e->reply_len;
+            *status = e->status;
+            res = MSI_DD_CACHED;
+            break;
+        }
+        if (e) { /* the first attempt is running: wait for its reply */
+            if (now >= q->deadline) {
+                res = MSI_DD_LATE;
+                break;
+            }
+            struct timespec ts = {.tv_sec = (time_t)(q->deadline / 1000),
+                                  .tv_nsec = (long)(q->deadline % 1000) * 1000000};
+            dd->waiting++;
+            pthread_cond_timedwait(&dd->cv, &dd->mu, &ts);
+            dd->waiting--;
+            continue;
+        }
+        int need_caller = has_caller && !c;
+        if (full(dd) || (need_caller && dd->ncallers >= dd->max_entries)) {
+            msi_dd_sweep(dd, now);
+            if (full(dd) || (need_caller && dd->ncallers >= dd->max_entries)) {
+                res = MSI_DD_FULL;
+                break;
+            }
+        }
+        if (need_caller) {
+            c = caller_new(dd, q->rid, clen, ch);
+            if (!c) {
+                res = MSI_DD_NOMEM;
+                break;
+            }
+            if (has_ack)
+                c->acked = ack;
+        }
+        e = entry_new(dd, q, h, c, seq);
+        if (!e) {
+            res = MSI_DD_NOMEM;
+            break;
+        }
+        *own = e;
+        res = MSI_DD_RUN;
+        break;
+    }
+    pthread_mutex_unlock(&dd->mu);
+    return res;
+}
+
+void
+msi_dd_finish(msi_dd *dd, msi_dd_entry *e, int status, const char *reply, size_t len)
+{
+    char *copy = malloc(len + 1); /* outside the lock: e is ours until it is DONE */
+    if (copy)
+        memcpy(copy, reply, len);
+    pthread_mutex_lock(&dd->mu);
+    if (e->acked) { /* its caller has moved on: nobody will ask for this reply */
+        free(copy);
+        entry_unlink(dd, e);
+        dd->acked_total++;
+    } else {
+        if (copy) {
+            e->reply = copy;
+            e->reply_len = len;
+            e->status = status;
+        } else {
+            e->reply = lost_reply;
+            e->reply_len = sizeof lost_reply - 1;
+            e->status = 502;
+        }
+        e->bytes += e->reply_len;
+        dd->bytes += (long long)e->reply_len;
+        e->done = 1;
+    }
+    pthread_cond_broadcast(&dd->cv);
+    pthread_mutex_unlock(&dd->mu);
+}
+
+void
+msi_dd_abort(msi_dd *dd, msi_dd_entry *e)
+{
+    pthread_mutex_lock(&dd->mu);
+    entry_unlink(dd, e);
+    pthread_cond_broadcast(&dd->cv);
+    pthread_mutex_unlock(&dd->mu);
+}
+
+void
+msi_dd_get_stats(msi_dd *dd, msi_dd_stats *out)
+{
+    pthread_mutex_lock(&dd->mu);
+    out->entries = dd->count;
+    out->entries_peak = dd->peak;
+    out->callers = dd->ncallers;
+    out->waiting = dd->waiting;
+    out->bytes = dd->bytes;
+    out->max_entries = dd->max_entries;
+    out->max_bytes = dd->max_bytes;
+    out->acked_total = dd->acked_total;
+    out->expired_total = dd->expired_total;
+    out->stale_total = dd->stale_total;
+    pthread_mutex_unlock(&dd->mu);
+}
+
+void
+msi_dd_free(msi_dd *dd)
+{
+    if (!dd)
+        return;
+    pthread_mutex_lock(&dd->mu);
+    while (dd->head)
+        entry_unlink(dd, dd->head);
+    while (dd->chead)
+        caller_unlink(dd, dd->chead);
+    pthread_mutex_unlock(&dd->mu);
+    pthread_mutex_destroy(&dd->mu);
+    pthread_cond_destroy(&dd->cv);
+    free(dd->buckets);
+    free(dd->cbuckets);
+    free(dd);
+}
