@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -911,6 +912,22 @@ test_calls_headers(void **state)
             assert_int_equal(seq, rid_seq(srv_rid(ok, i - 1)) + 1);
         }
     }
+    /* A forked child is a caller of its own: it must not reuse its parent's ids. */
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(headers_try(&r, 1) == MS_OK ? 0 : 1);
+    int ws;
+    assert_int_equal(waitpid(child, &ws, 0), child);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_int_equal(srv_requests(ok), 4);
+    assert_true(strncmp(srv_rid(ok, 3), srv_rid(ok, 0), 17) != 0);
+    assert_int_equal(rid_seq(srv_rid(ok, 3)), 1);
+    assert_int_equal(strtoull(srv_ack(ok, 3), NULL, 10), 1);
+    /* And the parent goes on with its own. */
+    assert_int_equal(headers_try(&r, 1), MS_OK);
+    assert_int_equal(strncmp(srv_rid(ok, 4), srv_rid(ok, 0), 17), 0);
+    assert_int_equal(rid_seq(srv_rid(ok, 4)), rid_seq(srv_rid(ok, 2)) + 1);
 }
 
 /* The retry budget: with every instance refusing (429, retried at once elsewhere), retries

@@ -1026,6 +1026,71 @@ test_host_dedupe_full(void **state)
     assert_int_equal(result_of(j), 4);
 }
 
+/* The status of a call with request id `rid` and "Ms-Acked-Below: ack" (ack NULL: none). */
+static long
+call_acked(fixture *f, const char *rid, const char *ack, json_t **out)
+{
+    char h[64];
+    snprintf(h, sizeof h, "Ms-Acked-Below: %s", ack ? ack : "");
+    return call_rid(f, "bump", "{\"ms\":0}", rid, ack ? h : NULL, out, NULL);
+}
+
+/* Ms-Acked-Below (RIFL): a caller's acknowledgement drops its older entries at once and
+ * makes a late copy of a finished call a refusal, never a second run; malformed headers are
+ * refused before anything runs; and in a full cache a caller's own acknowledgement makes
+ * room for its next call while a new caller is refused. */
+static void
+test_host_dedupe_acked(void **state)
+{
+    fixture *f = *state;
+    const char *env[] = {"MS_DEDUPE_MAX_ENTRIES=2", NULL};
+    spawn(f, "bump", env);
+    wait_ready(f);
+    json_t *j;
+    assert_int_equal(call_acked(f, "k-1", "1", &j), 200);
+    assert_int_equal(result_of(j), 1);
+    assert_int_equal(call_acked(f, "k-2", "2", &j), 200);
+    assert_int_equal(result_of(j), 2);
+    wait_metric(f, "ms_dedupe_entries{service=\"bump\"} 1");
+    wait_metric(f, "ms_dedupe_acked_total{service=\"bump\"} 1");
+    wait_metric(f, "ms_dedupe_callers{service=\"bump\"} 1");
+    /* A late copy of k-1: refused, not run, whatever header it carries. */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(call_acked(f, "k-1", i ? NULL : "1", &j), 422);
+        assert_string_equal(err_code(j), "MS_EREUSED");
+        assert_non_null(strstr(err_msg(j), "Ms-Acked-Below"));
+        json_decref(j);
+    }
+    wait_metric(f, "ms_dedupe_stale_total{service=\"bump\"} 2");
+    /* Its own retry is still answered from the cache. */
+    assert_int_equal(call_acked(f, "k-2", "2", &j), 200);
+    assert_int_equal(result_of(j), 2);
+    wait_metric(f, "ms_dedupe_hits_total{service=\"bump\"} 1");
+    /* Malformed: not digits, too long, no <caller>-<seq> id, above the request's own seq. */
+    const char *bad[][2] = {
+        {"k-3", "x"}, {"k-3", "12345678901234567890"}, {"k-3", "-1"}, {"plain", "1"}, {"k-3", "4"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long st = call_acked(f, bad[i][0], bad[i][1], &j);
+        if (st != 400)
+            fprintf(stderr, "Ms-Acked-Below \"%s\" with %s: %ld\n", bad[i][1], bad[i][0], st);
+        assert_int_equal(st, 400);
+        assert_string_equal(err_code(j), "MS_EBADARGS");
+        assert_non_null(strstr(err_msg(j), "Ms-Acked-Below"));
+        json_decref(j);
+    }
+    /* Full (2 entries): k-2 and m-1; a new caller is refused, k's next call is not. */
+    assert_int_equal(call_acked(f, "m-1", "1", &j), 200);
+    assert_int_equal(result_of(j), 3);
+    assert_int_equal(call_acked(f, "n-1", "1", &j), 503);
+    assert_string_equal(err_code(j), "MS_EOVERLOADED");
+    json_decref(j);
+    assert_int_equal(call_acked(f, "k-3", "3", &j), 200);
+    assert_int_equal(result_of(j), 4);
+    wait_metric(f, "ms_calls_total{service=\"bump\"} 4");
+    wait_metric(f, "ms_dedupe_full_total{service=\"bump\"} 1");
+    wait_metric(f, "ms_dedupe_entries_peak{service=\"bump\"} 2");
+}
+
 /* An idempotent service keeps no cache: the same id with another body just runs. */
 static void
 test_host_idempotent_not_cached(void **state)
@@ -1116,6 +1181,7 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_host_dedupe_app_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_dedupe_waits_for_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_dedupe_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_dedupe_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_idempotent_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_trace_and_deadline, setup, teardown),
     };
