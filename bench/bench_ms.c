@@ -7,8 +7,11 @@
  *   bench_ms       service `echo`:      1 instance  (min = max = 1)
  *   bench_ms3      service `echo3`:     3 instances (min = max = 3; client LB round-robins)
  *   bench_ms_many  service `echo_many`: scaled to N (the probing-cost figure)
- * Every variant is idempotent with concurrency 16: the benchmark measures the transport and
- * the client, not a queue in front of a single-threaded function.
+ *   bench_ms_once  service `echo_once`: 1 instance, NOT idempotent: every call goes through
+ *                  the instance's duplicate-request cache (at-most-once's cost)
+ * Every variant has concurrency 16 and all but echo_once are idempotent: the benchmark
+ * measures the transport and the client, not a queue in front of a single-threaded
+ * function.
  *
  * Subcommands (each prints one JSON line on stdout; messages go to stderr):
  *   latency | throughput [bench options] [--instances K]
@@ -33,6 +36,8 @@
  *                      pairs the service's spawn and ready events (GET /v1/events) per
  *                      instance and epoch: the spawn-to-ready times, median first
  *   delete             DELETE /v1/services/NAME and wait until no instance is left
+ *   dedupe             the duplicate-request caches of the service's ready instances, from
+ *                      their /metrics: entries now, peak entries, bytes, calls served
  * msd's admin token is read from $MS_STATE_DIR/token (or $BENCH_MSD_TOKEN); msd accepts it
  * wherever a call token is accepted.
  */
@@ -62,6 +67,9 @@
 #ifndef BENCH_MAX
 #define BENCH_MAX 1
 #endif
+#ifndef BENCH_IDEM
+#define BENCH_IDEM true
+#endif
 #define XSTR(x) STR_(x)
 #define STR_(x) #x
 #define CAT(a, b) CAT_(a, b)
@@ -78,7 +86,7 @@ MS_SERVICE(struct echo_msg, BENCH_SVC, (int64_t, n), (const char *, s))
 }
 /* MS_OPTIONS pastes its first argument: expand BENCH_SVC before it gets there. */
 #define OPTIONS_OF(N, ...) MS_OPTIONS(N, __VA_ARGS__)
-OPTIONS_OF(BENCH_SVC, .idempotent = true, .concurrency = 16, .min_instances = BENCH_MIN,
+OPTIONS_OF(BENCH_SVC, .idempotent = BENCH_IDEM, .concurrency = 16, .min_instances = BENCH_MIN,
            .max_instances = BENCH_MAX)
 
 /* ------------------------------------------------------------------------------------------
@@ -177,6 +185,68 @@ find_service(void)
     }
     json_decref(all);
     return found;
+}
+
+/* A metric's value in Prometheus text ("name{...} value" lines), or -1. */
+static long long
+metric_of(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == '{') {
+            const char *v = strchr(p, ' ');
+            return v ? atoll(v + 1) : -1;
+        }
+    return -1;
+}
+
+/* The dedupe subcommand: one JSON line summing the ready instances' caches. */
+static int
+dedupe_figures(void)
+{
+    json_t *svc = find_service();
+    if (!svc)
+        return bench_print_error("dedupe", "service %s not listed by msd", SVC_NAME);
+    long long entries = 0, peak = 0, bytes = 0, calls = 0, full = 0;
+    int n = 0;
+    size_t i;
+    json_t *in;
+    json_array_foreach(json_object_get(svc, "instances"), i, in)
+    {
+        const char *st = json_string_value(json_object_get(in, "state"));
+        const char *addr = json_string_value(json_object_get(in, "addr"));
+        if (!st || strcmp(st, "ready") != 0 || !addr)
+            continue;
+        char url[300];
+        snprintf(url, sizeof url, "http://%s/metrics", addr);
+        msi_httpc_req rq = {0};
+        rq.url = url;
+        rq.deadline_ms = msi_now_ms() + 5000;
+        msi_httpc_resp rs;
+        msi_err err;
+        if (msi_httpc_do(&rq, &rs, &err) != MS_OK || rs.status != 200) {
+            json_decref(svc);
+            return bench_print_error("dedupe", "%s: no metrics", url);
+        }
+        char *text = strndup(rs.body, rs.len);
+        if (!text) {
+            json_decref(svc);
+            return bench_print_error("dedupe", "out of memory");
+        }
+        entries += metric_of(text, "ms_dedupe_entries");
+        long long p = metric_of(text, "ms_dedupe_entries_peak");
+        peak = p > peak ? p : peak;
+        bytes += metric_of(text, "ms_dedupe_bytes");
+        calls += metric_of(text, "ms_calls_total");
+        full += metric_of(text, "ms_dedupe_full_total");
+        free(text);
+        n++;
+    }
+    json_decref(svc);
+    printf("{\"kind\":\"dedupe\",\"label\":\"%s\",\"instances\":%d,\"entries\":%lld,"
+           "\"entries_peak\":%lld,\"bytes\":%lld,\"calls\":%lld,\"full\":%lld}\n",
+           SVC_NAME, n, entries, peak, bytes, calls, full);
+    return 0;
 }
 
 /* Instances of the service in a given state (NULL: every instance not dead). */
@@ -489,7 +559,7 @@ static int
 usage(void)
 {
     fprintf(stderr, "usage: bench_ms latency|throughput|probe|first-call|ensure|lookups|"
-                    "msd-cpu|spawn-ready|delete [options]\n");
+                    "msd-cpu|spawn-ready|delete|dedupe [options]\n");
     return 2;
 }
 
@@ -622,6 +692,8 @@ main(int argc, char **argv)
         rc = 0;
     } else if (strcmp(cmd, "spawn-ready") == 0) {
         rc = spawn_ready(&x);
+    } else if (strcmp(cmd, "dedupe") == 0) {
+        rc = dedupe_figures();
     } else if (strcmp(cmd, "delete") == 0) {
         rc = delete_service(o.max_s) == 0 ? 0 : 1;
         if (rc == 0)

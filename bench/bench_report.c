@@ -39,6 +39,8 @@ static const row_def ROWS[] = {
     {"grpc", "gRPC C++ (sync unary)", "HTTP/2 + protobuf, a channel per caller"},
     {"ms_local1", "ms local mode, 1 instance", "client LB, msd-spawned instance"},
     {"ms_local3", "ms local mode, 3 instances", "client LB round-robin over 3"},
+    {"ms_once", "ms local mode, 1 instance, not idempotent",
+     "every call through the duplicate-request cache"},
 };
 #define NROWS (sizeof ROWS / sizeof *ROWS)
 
@@ -447,6 +449,7 @@ main(int argc, char **argv)
     json_t *lk_lat = read_one("lookups.lat.json"), *lk_tput = read_one("lookups.tput.json");
     json_t *sr = read_one("spawn_ready.json"), *sr_many = read_one("spawn_ready_many.json");
     json_t *cpu_j = read_one("msd_cpu.json"), *many = read_one("many_ensure.json");
+    json_t *dedupe = read_one("dedupe.json");
     if (!local_skipped) {
         size_t i;
         json_t *e;
@@ -456,6 +459,7 @@ main(int argc, char **argv)
         note_error("spawn-to-ready", sr);
         note_error("spawn-to-ready (many)", sr_many);
         note_error("msd CPU", cpu_j);
+        note_error("duplicate-request cache", dedupe);
     }
 
     /* Markdown. */
@@ -541,10 +545,31 @@ main(int argc, char **argv)
         json_object_set(local, "spawn_ready_many", sr_many ? sr_many : json_null());
         json_object_set(local, "msd_cpu", cpu_j ? cpu_j : json_null());
         json_object_set(local, "many_ensure", many ? many : json_null());
+        json_object_set(local, "dedupe", dedupe ? dedupe : json_null());
     }
 
-    /* Issue 5's targets, from this run's figures. */
-    md(&o, "\n### Targets (issue 5), from this run\n\n| target | measured | verdict |\n"
+    /* At-most-once's cost: the same echo, not idempotent, against the idempotent one. */
+    md(&o, "\n### ms local mode: at-most-once (issue 20)\n\n");
+    if (local_skipped || !dedupe || json_object_get(dedupe, "error")) {
+        md(&o, "not measured\n");
+    } else {
+        md(&o, "| measure | value |\n|---|---:|\n");
+        md(&o, "| pinned p50, not idempotent / idempotent | %s / %s µs |\n",
+           fig(a, sizeof a, fig_of("ms_once", "latency_pinned", "p50_us")),
+           fig(b, sizeof b, fig_of("ms_local1", "latency_pinned", "p50_us")));
+        md(&o, "| throughput, not idempotent / idempotent | %s / %s calls/s |\n",
+           rate(a, sizeof a, fig_of("ms_once", "throughput", "calls_per_s")),
+           rate(b, sizeof b, fig_of("ms_local1", "throughput", "calls_per_s")));
+        md(&o,
+           "| cache after the throughput run (%s calls): entries now / peak / bytes | %s / %s / "
+           "%s |\n",
+           rate(a, sizeof a, num(dedupe, "calls")), fig(b, sizeof b, num(dedupe, "entries")),
+           fig(c, sizeof c, num(dedupe, "entries_peak")), fig(d, sizeof d, num(dedupe, "bytes")));
+        md(&o, "| calls refused for a full cache | %s |\n", fig(a, sizeof a, num(dedupe, "full")));
+    }
+
+    /* Issues 5's and 20's targets, from this run's figures. */
+    md(&o, "\n### Targets (issues 5 and 20), from this run\n\n| target | measured | verdict |\n"
            "|---|---:|---|\n");
     json_t *targets = json_array();
     {
@@ -554,6 +579,8 @@ main(int argc, char **argv)
                ms_t = fig_of("ms_local1", "throughput", "calls_per_s"),
                grpc_t = fig_of("grpc", "throughput", "calls_per_s"),
                onc_t = fig_of("oncrpc", "throughput", "calls_per_s"),
+               once_p = fig_of("ms_once", "latency_pinned", "p50_us"),
+               once_t = fig_of("ms_once", "throughput", "calls_per_s"),
                zo = zero && !json_object_get(zero, "error") ? num(zero, "overhead_ns") : NAN;
         double mn, mx;
         int n;
@@ -570,6 +597,8 @@ main(int argc, char **argv)
             {"ms throughput / ONC RPC >= 0.8x", ms_t / onc_t, 0.8, 0, "x"},
             {"zero-mode overhead < 100 ns", zo, 100, 1, " ns"},
             {"first call, median < 20 ms", fc, 20, 1, " ms"},
+            {"not idempotent / idempotent pinned p50 <= 1.05x", once_p / ms_p, 1.05, 1, "x"},
+            {"not idempotent / idempotent throughput >= 0.95x", once_t / ms_t, 0.95, 0, "x"},
         };
         for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
             int known = !isnan(t[i].value) && !isinf(t[i].value);
@@ -648,6 +677,7 @@ main(int argc, char **argv)
     json_decref(sr_many);
     json_decref(cpu_j);
     json_decref(many);
+    json_decref(dedupe);
     json_decref(error_list);
     free(local_skipped);
     return errors ? 1 : 0;

@@ -303,6 +303,8 @@ if [ $local_ok = 1 ] && [ $PIN_OK = 1 ]; then
             --label ms_local1
         run_client "$R/ms_local3.lat_pinned.json" $LAT_LIMIT 1 "$B/bench_ms3" "${ms_lat[@]}" \
             --instances 3 --warmup-seconds 2 --label ms_local3
+        run_client "$R/ms_once.lat_pinned.json" $LAT_LIMIT 1 "$B/bench_ms_once" "${ms_lat[@]}" \
+            --label ms_once
     else
         local_ok=0
     fi
@@ -330,6 +332,12 @@ if [ $local_ok = 1 ]; then
             --instances 3 --warmup-seconds 2 --label ms_local3
         run_client "$R/ms_local3.tput.json" $TPUT_LIMIT 0 "$B/bench_ms3" "${ms_tput[@]}" \
             --instances 3 --label ms_local3
+        log "local mode: not idempotent (at-most-once through the duplicate-request cache)"
+        run_client "$R/ms_once.lat_unpinned.json" $LAT_LIMIT 0 "$B/bench_ms_once" \
+            "${ms_lat[@]}" --label ms_once
+        run_client "$R/ms_once.tput.json" $TPUT_LIMIT 0 "$B/bench_ms_once" "${ms_tput[@]}" \
+            --label ms_once
+        run_client "$R/dedupe.json" 60 0 "$B/bench_ms_once" dedupe
         log "local mode: msd lookups"
         run_client "$R/lookups.lat.json" $LAT_LIMIT 0 "$B/bench_ms" lookups --latency \
             --calls "$CALLS" --warmup "$WARMUP" --max-seconds $((LAT_LIMIT - 10))
@@ -357,7 +365,7 @@ fi
 if [ $local_ok = 0 ]; then
     msg="skipped: local mode not available ($LOCAL_WHY)"
     echo "bench: $msg"
-    for id in ms_local1 ms_local3; do
+    for id in ms_local1 ms_local3 ms_once; do
         echo "$msg" >"$R/$id.skipped"
     done
     echo "$msg" >"$R/local.skipped"
