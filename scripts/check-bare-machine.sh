@@ -144,7 +144,7 @@ if [ $user != root ]; then
 fi
 git clone -q "$src" "$root$home/ms"
 in_root chown -R "$user:$user" "$home/ms"
-log "cloned $(git -C "$root$home/ms" log --oneline -1) as $user"
+log "cloned $(git -C "$src" log --oneline -1 | cut -c1-60) as $user"
 
 step "./ms.sh demo (installs the dependencies, builds, runs the sleepers example)"
 in_root --user bash -c "cd ~/ms && ./ms.sh demo" 2>&1 | tee "$dir/demo.log" |

@@ -93,7 +93,7 @@ reaches() {
             case " ${seen[*]} " in *" $p "*) continue ;; esac
             seen+=("$p")
             for d in $(dpkg-query -W -f='${Depends}, ${Pre-Depends}' "$p" 2>/dev/null |
-                tr ',|' '\n\n' | sed 's/(.*)//; s/:any//; s/ //g'); do
+                tr ',|' '\n' | sed 's/(.*)//; s/:any//; s/ //g'); do
                 next+=("$d")
             done
         done
