@@ -65,35 +65,27 @@ if ! command -v dpkg-query >/dev/null; then
 fi
 mapfile -t installed_by_us < <(scripts/install-deps.sh --list)
 
-# The package owning FILE ("" if none); tries the path as given and resolved, each with
-# and without /usr (Debian 12 merged /usr, but dpkg still lists some files under /bin).
-owner() {
-    local p c o
-    for p in "$1" "$(readlink -f "$1")"; do
-        for c in "$p" "${p/#\/usr\/bin\//\/bin\/}" "${p/#\/bin\//\/usr\/bin\/}"; do
-            o=$(dpkg-query -S "$c" 2>/dev/null | grep -v '^diversion' | head -n 1)
-            if [ -n "$o" ]; then
-                o=${o%%: *}
-                echo "${o%%:*}"
-                return
-            fi
-        done
-    done
-}
+# What dpkg knows, read once: each installed package's priority and dependencies.
+declare -A prio deps owner_of
+while IFS=$'\t' read -r p pr d; do
+    prio[$p]=$pr
+    deps[$p]=$d
+done < <(dpkg-query -W -f='${Package}\t${Priority}\t${Depends}, ${Pre-Depends}\n' |
+    sed -E 's/ *\([^)]*\)//g; s/:any//g; s/ *[,|] */ /g')
 
 # Whether installed package FROM is TO or depends on it (Depends, Pre-Depends, through
 # installed packages, any alternative, at most 4 levels).
 reaches() {
-    local from=$1 to=$2 level=0 next p d
-    local -a frontier=("$from") seen=()
+    local to=$2 level=0 p d
+    local -a frontier=("$1") next
+    local -A seen=()
     while [ $level -le 4 ] && [ ${#frontier[@]} -gt 0 ]; do
         next=()
         for p in "${frontier[@]}"; do
             [ "$p" = "$to" ] && return 0
-            case " ${seen[*]} " in *" $p "*) continue ;; esac
-            seen+=("$p")
-            for d in $(dpkg-query -W -f='${Depends}, ${Pre-Depends}' "$p" 2>/dev/null |
-                tr ',|' '\n' | sed 's/(.*)//; s/:any//; s/ //g'); do
+            [ -z "${seen[$p]:-}" ] || continue
+            seen[$p]=1
+            for d in ${deps[$p]:-}; do
                 next+=("$d")
             done
         done
@@ -103,15 +95,29 @@ reaches() {
     return 1
 }
 
+# The names under which dpkg may list FILE: as given and resolved, each with and without
+# /usr (Debian 12 merged /usr, but dpkg still lists some files under /bin).
+candidates() {
+    local p
+    for p in "$1" "$(readlink -f "$1")"; do
+        echo "$p"
+        case $p in
+        /usr/bin/*) echo "/bin/${p#/usr/bin/}" ;;
+        /bin/*) echo "/usr/bin/${p#/bin/}" ;;
+        esac
+    done
+}
+
 fail=0
-rows=0
 bad() {
     echo "check_tools: FAIL: $*"
     fail=1
 }
+
+# Checks 1 and 2, and where each tool is on this machine.
+rows=()
 while read -r what pkg file word; do
     [ -n "$what" ] || continue
-    rows=$((rows + 1))
     # 1. still used
     if [ ! -f "$file" ]; then
         bad "$what: $file does not exist (update the table)"
@@ -120,8 +126,7 @@ while read -r what pkg file word; do
     fi
     # 2. installed by the set-up
     case $pkg in
-    given) ;;
-    base) ;;
+    given | base) ;;
     *)
         case " ${installed_by_us[*]} " in
         *" $pkg "*) ;;
@@ -129,7 +134,6 @@ while read -r what pkg file word; do
         esac
         ;;
     esac
-    # 3. on this machine: there, and really from that package
     path=
     case $what in
     /*) path=$what ;;
@@ -143,22 +147,43 @@ while read -r what pkg file word; do
         ;;
     *) path=$(command -v "$what") ;;
     esac
-    if [ -z "$path" ] || [ ! -e "$path" ]; then
+    rows+=("$what $pkg ${path:--}")
+done <<<"$table"
+
+# Who owns each file: one dpkg-query for all ("pkg[:arch][, pkg...]: /path" lines).
+mapfile -t files < <(for r in "${rows[@]}"; do
+    f=${r##* }
+    [ -e "$f" ] && candidates "$f"
+done | sort -u)
+while IFS= read -r line; do
+    case $line in diversion*) continue ;; esac
+    o=${line%%: *}
+    o=${o%%,*}
+    owner_of[${line#*: }]=${o%%:*}
+done < <(dpkg-query -S "${files[@]}" 2>/dev/null)
+
+# 3. on this machine: there, and really from that package
+for r in "${rows[@]}"; do
+    read -r what pkg path <<<"$r"
+    if [ "$path" = - ] || [ ! -e "$path" ]; then
         # sudo is only needed (and only there) when not root.
         [ "$pkg" = given ] && continue
-        bad "$what: not found on this machine (${path:-not in PATH}); is $pkg installed?"
+        bad "$what: not found on this machine ($path); is $pkg installed?"
         continue
     fi
-    o=$(owner "$path")
+    o=
+    for c in $(candidates "$path"); do
+        o=${owner_of[$c]:-}
+        [ -z "$o" ] || break
+    done
     if [ -z "$o" ]; then
         bad "$what: no package owns $path"
         continue
     fi
     case $pkg in
     base)
-        prio=$(dpkg-query -W -f='${Priority}' "$o" 2>/dev/null)
-        [ "$prio" = required ] ||
-            bad "$what: $path is from $o (Priority: ${prio:-?}), not in a minimal Debian root"
+        [ "${prio[$o]:-}" = required ] ||
+            bad "$what: $path is from $o (Priority: ${prio[$o]:-?}), not in a minimal Debian root"
         ;;
     given) ;;
     *)
@@ -166,7 +191,7 @@ while read -r what pkg file word; do
         ;;
     esac
     echo "check_tools: $what -> $path ($o, via $pkg)"
-done <<<"$table"
+done
 
-[ $fail -eq 0 ] && echo "check_tools: ok: $rows tools, each brought by the set-up"
+[ $fail -eq 0 ] && echo "check_tools: ok: ${#rows[@]} tools, each brought by the set-up"
 exit $fail
