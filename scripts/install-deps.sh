@@ -3,13 +3,28 @@
 # nothing (and needs no network) when everything is present. Run as root or with sudo.
 #   scripts/install-deps.sh           build + test dependencies
 #   scripts/install-deps.sh bench     also the baselines the benchmarks compare against
+#   scripts/install-deps.sh --list [bench]   print the packages, one a line; install nothing
+# Every tool `./ms.sh demo` and `./ms.sh test` run, and the package that brings it, is listed
+# in tests/setup/check_tools.sh (ctest setup_tools), which fails when one is missing here.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config clang libjansson-dev libmicrohttpd-dev
-      libcurl4-openssl-dev libsqlite3-dev libcmocka-dev)
+list=no
+if [ "${1:-}" = --list ]; then
+    list=yes
+    shift
+fi
+
+# build-essential: make, gcc, g++, libc6-dev. clang and libclang-rt-dev (its sanitizer and
+# libFuzzer runtimes): the fuzz_run test. Libraries are found with pkg-config.
+pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libjansson-dev
+      libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev)
 if [ "${1:-}" = bench ]; then
     pkgs+=(libtirpc-dev rpcsvc-proto libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
            protobuf-compiler)
+fi
+if [ $list = yes ]; then
+    printf '%s\n' "${pkgs[@]}"
+    exit 0
 fi
 
 missing=()
@@ -26,4 +41,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 $sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# sudo drops the environment: DEBIAN_FRONTEND goes through env(1).
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

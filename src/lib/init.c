@@ -161,8 +161,9 @@ ms_init(int *argc, char ***argv)
 
     ms_mode m = msi_orchestrators ? MS_MODE_LOCAL : MS_MODE_ZERO;
     if (mode && *mode && parse_mode(mode, &m) < 0) {
-        st = msi_set_error(MS_EINVAL,
-                           "MS_MODE: unknown mode '%s' (zero, zero-checked, local, docker)", mode);
+        st = msi_set_error(
+            MS_EINVAL, "MS_MODE: unknown mode '%s' (zero, zero-checked, local; docker is planned)",
+            mode);
         goto fail;
     }
 
