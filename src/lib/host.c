@@ -93,7 +93,8 @@ typedef struct host {
     long long epoch;
     char instance[96];      /* "<id>.<epoch>", what Ms-Instance must name */
     char *inst_token;       /* heartbeat token */
-    const char *call_token; /* msi_token: calls must carry it when set */
+    const char *call_token; /* msi_token: calls must carry it or the admin token */
+    char admin_sha256[65];  /* MS_ADMIN_TOKEN_SHA256: the admin token's hash ("": none) */
     int64_t orphan_ms;
     msi_http *srv;
 
@@ -333,13 +334,41 @@ call_refuse(msi_http_req *r, ms_status st, const char *fmt, ...)
     msi_http_reply_error(r, st, "%s", msg);
 }
 
+/* ---- credentials (docs/protocol.md, "Credentials") -------------------------------------
+ * A call needs the call token or the admin token; a drain (a retirement, like msctl drain)
+ * needs the admin token. The instance holds the call token and only the SHA-256 of the admin
+ * token (msd passes MS_ADMIN_TOKEN_SHA256), so a compromised instance learns nothing it
+ * could deploy with. An instance given neither (started by hand) checks nothing. */
+
+typedef enum bearer_kind { B_NONE, B_CALL, B_ADMIN } bearer_kind;
+
+static int
+auth_configured(void)
+{
+    return H.call_token || H.admin_sha256[0];
+}
+
+/* What the request's bearer token is. The call token is tried first: a call carrying it (the
+ * common case) costs no hash. Both comparisons are constant time in the expected values. */
+static bearer_kind
+bearer_of_req(const msi_http_req *r)
+{
+    if (H.call_token && msi_http_bearer_ok(r, &H.call_token, 1))
+        return B_CALL;
+    if (H.admin_sha256[0] && msi_http_bearer_sha256_ok(r, H.admin_sha256))
+        return B_ADMIN;
+    return B_NONE;
+}
+
 /* Pre-execution checks on the headers (http.h's early hook). */
 static void
 call_early(msi_http_req *r, void *arg)
 {
     (void)arg;
-    if (H.call_token && !msi_http_bearer_ok(r, &H.call_token, 1)) {
-        call_refuse(r, MS_EAUTH, "%s: missing or bad call token",
+    if (auth_configured() && bearer_of_req(r) == B_NONE) {
+        call_refuse(r, MS_EAUTH,
+                    "%s: missing or bad token (a call needs the call token or the "
+                    "admin token)",
                     H.instance[0] ? H.instance : H.service);
         return;
     }
@@ -665,8 +694,17 @@ static void
 drain_handler(msi_http_req *r, void *arg)
 {
     (void)arg;
-    if (H.call_token && !msi_http_bearer_ok(r, &H.call_token, 1)) {
-        msi_http_reply_error(r, MS_EAUTH, "drain needs the call token");
+    /* Without an admin hash (an instance not started by msd) no token drains it: stop it
+     * with SIGTERM. Without any credentials it checks nothing, like its calls. */
+    bearer_kind b = auth_configured() ? bearer_of_req(r) : B_ADMIN;
+    if (b == B_CALL) {
+        msi_http_reply_error(r, MS_EFORBIDDEN,
+                             "drain retires the instance: it needs the admin token (msctl drain), "
+                             "not the call token");
+        return;
+    }
+    if (b == B_NONE) {
+        msi_http_reply_error(r, MS_EAUTH, "drain needs the admin token (missing or bad token)");
         return;
     }
     H.draining = 1;
@@ -919,6 +957,28 @@ take_env(const char *name, char *out, size_t size)
     unsetenv(name);
 }
 
+/* 64 hex digits into out, in lowercase (msi_sha256_hex's form): 0, or -1. */
+static int
+parse_sha256_hex(const char *s, char out[65])
+{
+    for (int i = 0; i < 64; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            out[0] = '\0';
+            return -1;
+        }
+        out[i] = c;
+    }
+    out[64] = '\0';
+    if (s[64]) {
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 static long long
 parse_ll(const char *s, long long dflt)
 {
@@ -1007,14 +1067,15 @@ host_run(void)
 int
 msi_host_main(const char *service)
 {
-    char serve[MSI_NAME_MAX], id[64], epoch[32], tokfile[4096], callfile[4096], fds[16], lpid[16],
-        listen_at[128], orphan[32], ignored[8];
+    char serve[MSI_NAME_MAX], id[64], epoch[32], tokfile[4096], callfile[4096], admin_sha[80],
+        fds[16], lpid[16], listen_at[128], orphan[32], ignored[8];
     snprintf(serve, sizeof serve, "%s", service);
     take_env("MS_SERVE", ignored, sizeof ignored); /* `service` may point into environ */
     take_env("MS_INSTANCE_ID", id, sizeof id);
     take_env("MS_INSTANCE_EPOCH", epoch, sizeof epoch);
     take_env("MS_INSTANCE_TOKEN_FILE", tokfile, sizeof tokfile);
     take_env("MS_TOKEN_FILE", callfile, sizeof callfile);
+    take_env("MS_ADMIN_TOKEN_SHA256", admin_sha, sizeof admin_sha);
     take_env("LISTEN_FDS", fds, sizeof fds);
     take_env("LISTEN_PID", lpid, sizeof lpid);
     take_env("MS_LISTEN", listen_at, sizeof listen_at);
@@ -1039,6 +1100,10 @@ msi_host_main(const char *service)
     H.call_token = msi_token;
     if (callfile[0] && !msi_token) {
         msi_log(0, "cannot serve %s: call token file %s unreadable", serve, callfile);
+        goto out;
+    }
+    if (admin_sha[0] && parse_sha256_hex(admin_sha, H.admin_sha256) != 0) {
+        msi_log(0, "cannot serve %s: MS_ADMIN_TOKEN_SHA256 is not 64 hex digits", serve);
         goto out;
     }
     if (tokfile[0] && !(H.inst_token = read_token(tokfile))) {

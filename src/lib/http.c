@@ -1471,23 +1471,48 @@ msi_http_token_eq(const char *presented, size_t plen, const char *expected)
     return diff == 0;
 }
 
-int
-msi_http_bearer_ok(const msi_http_req *r, const char *const *tokens, size_t n)
+/* The token of "Authorization: Bearer <token>" without surrounding blanks (plen bytes), or
+ * NULL when the request has none. */
+static const char *
+bearer_of(const msi_http_req *r, size_t *plen)
 {
     const char *a = msi_http_header(r, "Authorization");
     if (!a || strncasecmp(a, "Bearer ", 7) != 0)
-        return 0;
+        return NULL;
     a += 7;
     while (*a == ' ')
         a++;
-    size_t plen = strlen(a);
-    while (plen && (a[plen - 1] == ' ' || a[plen - 1] == '\t'))
-        plen--;
+    size_t n = strlen(a);
+    while (n && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+        n--;
+    *plen = n;
+    return a;
+}
+
+int
+msi_http_bearer_ok(const msi_http_req *r, const char *const *tokens, size_t n)
+{
+    size_t plen;
+    const char *a = bearer_of(r, &plen);
+    if (!a)
+        return 0;
     int ok = 0;
     for (size_t i = 0; i < n; i++)
         if (tokens[i] && tokens[i][0])
             ok |= msi_http_token_eq(a, plen, tokens[i]);
     return ok;
+}
+
+int
+msi_http_bearer_sha256_ok(const msi_http_req *r, const char *sha256_hex)
+{
+    size_t plen;
+    const char *a = bearer_of(r, &plen);
+    if (!a || !plen || !sha256_hex || strlen(sha256_hex) != 64)
+        return 0;
+    char hex[65];
+    msi_sha256_hex_of(a, plen, hex);
+    return msi_http_token_eq(hex, 64, sha256_hex);
 }
 
 /* ---- replies -------------------------------------------------------------------------- */

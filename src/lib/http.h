@@ -134,6 +134,13 @@ int msi_http_replied(const msi_http_req *r);
  * or every token is NULL.
  */
 int msi_http_bearer_ok(const msi_http_req *r, const char *const *tokens, size_t n);
+/*
+ * Whether the request carries "Authorization: Bearer T" with T non-empty and SHA-256(T),
+ * in lowercase hex, equal to sha256_hex (64 digits): how an instance recognises the admin
+ * token without holding it. Constant time in sha256_hex's content. 0 when sha256_hex is
+ * NULL or not 64 characters long.
+ */
+int msi_http_bearer_sha256_ok(const msi_http_req *r, const char *sha256_hex);
 /* Constant-time comparison of a presented token with an expected one (1: equal). */
 int msi_http_token_eq(const char *presented, size_t plen, const char *expected);
 

@@ -40,7 +40,9 @@
  *   which is set only when the value in place would overshoot the deadline by more than
  *   2 ms + 1/32 of the time left (so the wait for an answer is one syscall, not a poll and a
  *   recv, and a run of calls with similar deadlines sets it once). A wait may therefore end
- *   that much after the deadline, never before it. Kept connections idle for more than
+ *   that much after the deadline, never before it. Should setting SO_RCVTIMEO fail (logged
+ *   once per process), that wait is a poll for the time left and a recv that does not wait,
+ *   so it stays bounded. Kept connections idle for more than
  * IDLE_REUSE_MS are not reused, well inside the servers' 10 s idle timeout, so a connection the
  * server is about to close is not picked.
  */
@@ -549,6 +551,16 @@ build_head(client *c, const msi_httpc_req *req, const target *t, const char *met
 
 /* ---- reading the response ------------------------------------------------------------- */
 
+/* Logs, once per process, that SO_RCVTIMEO could not be set (fill then waits with poll). */
+static void
+rcvtimeo_failed(int e)
+{
+    static _Atomic int logged;
+    if (!atomic_exchange(&logged, 1))
+        msi_log(1, "setsockopt(SO_RCVTIMEO) failed (%s): waiting for answers with poll instead",
+                strerror(e));
+}
+
 /* Reads more into c->rbuf (at least `room` bytes of space made): >0 bytes, 0 EOF (r->eof),
  * -1 error (r->err; ETIMEDOUT when the deadline passed), -2 out of memory. `wait_first`:
  * wait in the first recv (right after a request, the answer cannot be there yet); else it
@@ -577,14 +589,25 @@ fill(reader *r, int wait_first)
             int cur = *r->rcvto_ms;
             int want = w < 0 ? 0 : w;
             int slack = w < 0 ? 0 : 2 + w / 32;
+            flags = 0;
             if (cur < 0 || (want == 0) != (cur == 0) || (want && cur > want + slack)) {
                 struct timeval tv = {want / 1000, (want % 1000) * 1000};
-                if (setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0)
+                if (setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) {
                     *r->rcvto_ms = want;
-                else
-                    *r->rcvto_ms = -1; /* unknown: set it next time */
+                } else {
+                    /* The timeout in place is unknown (maybe none): a blocking recv could
+                     * wait past the deadline, for ever. Wait with poll for the time left
+                     * instead, then take what came without waiting. */
+                    *r->rcvto_ms = -1; /* try setting it again next time */
+                    rcvtimeo_failed(errno);
+                    struct pollfd p = {r->fd, POLLIN, 0};
+                    if (poll(&p, 1, w) < 0 && errno != EINTR) {
+                        r->err = errno;
+                        return -1;
+                    }
+                    flags = MSG_DONTWAIT; /* nothing yet: EAGAIN, and the deadline is checked */
+                }
             }
-            flags = 0;
         }
         ssize_t got = recv(r->fd, c->rbuf + r->len, c->rcap - r->len - 1, flags);
         if (got > 0) {

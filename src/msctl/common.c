@@ -7,9 +7,9 @@
  *   unreachable), else the address msd wrote to <state>/addr, else 127.0.0.1:4999.
  * - The token for msd is --token-file, else $MS_TOKEN, else $MS_TOKEN_FILE, else
  *   <state>/token (admin), else <state>/call-token. Calls to instances use <state>/call-token
- *   when readable (instances check the call token), else that same token. With no token at
- *   all and msd's unix socket in the state directory, requests go through the socket, where
- *   msd trusts its own uid.
+ *   when readable (the narrower one; instances accept it or the admin token), else that same
+ *   token. With no token at all and msd's unix socket in the state directory, requests go
+ *   through the socket, where msd trusts its own uid.
  */
 #include "msctl.h"
 

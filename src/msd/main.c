@@ -358,6 +358,9 @@ prepare_state(msd *m, int *lock_fd)
         }
         chmod(p, 0600);
     }
+    /* Instances accept the admin token wherever they accept the call token, and only it for a
+     * drain, but hold only its hash: a compromised instance cannot deploy. */
+    msi_sha256_hex_of(m->admin_token, strlen(m->admin_token), m->admin_sha256);
     return 0;
 }
 

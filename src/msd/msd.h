@@ -197,6 +197,7 @@ typedef struct msd {
     char addr[MSD_ADDR_MAX]; /* where instances reach us (MS_ORCHESTRATOR) */
     char admin_token[MSD_TOKEN_HEX + 1];
     char call_token[MSD_TOKEN_HEX + 1];
+    char admin_sha256[65]; /* SHA-256 of admin_token in hex: instances get this, never the token */
     uid_t uid;
     msd_store *store;
     msd_runner *runner;

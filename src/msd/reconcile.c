@@ -205,7 +205,8 @@ start_xfer(msd *m, msd_instance *in, int kind)
     curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, timeout);
     if (kind == X_DRAIN) {
         char auth[128];
-        msd_fmt(auth, sizeof auth, "Authorization: Bearer %s", m->call_token);
+        /* A drain is a retirement: the admin token (docs/protocol.md, "Credentials"). */
+        msd_fmt(auth, sizeof auth, "Authorization: Bearer %s", m->admin_token);
         x->hdrs = curl_slist_append(NULL, auth);
         struct curl_slist *h2 =
             x->hdrs ? curl_slist_append(x->hdrs, "Content-Type: application/json") : NULL;
@@ -289,14 +290,18 @@ spawn_instance(msd *m, msd_instance *in, int64_t now)
     /* Invariant 2: the record exists before the process. */
     msd_save_instance(m, in);
 
-    char e_serve[MSD_NAME_MAX + 16], e_id[64], e_epoch[64], e_itok[4200], e_tok[4200], e_orch[128];
+    char e_serve[MSD_NAME_MAX + 16], e_id[64], e_epoch[64], e_itok[4200], e_tok[4200], e_orch[128],
+        e_admin[96];
     msd_fmt(e_serve, sizeof e_serve, "MS_SERVE=%s", svc->name);
     msd_fmt(e_id, sizeof e_id, "MS_INSTANCE_ID=%s", in->id);
     msd_fmt(e_epoch, sizeof e_epoch, "MS_INSTANCE_EPOCH=%lld", (long long)in->epoch);
     msd_fmt(e_itok, sizeof e_itok, "MS_INSTANCE_TOKEN_FILE=%s", path);
     msd_fmt(e_tok, sizeof e_tok, "MS_TOKEN_FILE=%s/call-token", m->cfg.state_dir);
     msd_fmt(e_orch, sizeof e_orch, "MS_ORCHESTRATOR=%s", m->addr);
-    const char *env[] = {e_serve, e_id, e_epoch, e_itok, e_tok, e_orch, NULL};
+    /* The admin token's hash, not the token: it lets the instance recognise the token, and is
+     * no credential itself, so it may travel in the environment. */
+    msd_fmt(e_admin, sizeof e_admin, "MS_ADMIN_TOKEN_SHA256=%s", m->admin_sha256);
+    const char *env[] = {e_serve, e_id, e_epoch, e_itok, e_tok, e_orch, e_admin, NULL};
     msd_fmt(logp, sizeof logp, "%s/logs/%s.log", m->cfg.state_dir, in->id);
     msd_spawn sp = {dep->exe, dep->path, dep->argv, env, logp};
     res = m->runner->ops->spawn(m->runner, &sp, &in->proc, in->addr, msg, sizeof msg);
@@ -532,9 +537,14 @@ xfer_done(msd *m, xfer *x, CURLcode cc, int64_t now)
     if (!in || in->epoch != x->epoch)
         return;
     if (x->kind == X_DRAIN) {
+        long dcode = 0;
         if (cc != CURLE_OK)
             msd_log("debug", "%s: drain request failed: %s", in->id,
                     x->err[0] ? x->err : curl_easy_strerror(cc));
+        else if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &dcode) == CURLE_OK &&
+                 dcode != 200)
+            msd_log("warn", "%s: POST /v1/drain answered %ld (%.200s); SIGTERM when the grace ends",
+                    in->id, dcode, x->body);
         return;
     }
     in->probing = 0;

@@ -82,9 +82,10 @@ pidfd_send_signal_(int pidfd, int sig)
 /* MS_* variables of msd's own environment that reach the programs it runs: the tuning an
  * instance reads (docs/protocol.md, "Instance"). Every other MS_* variable is dropped:
  * tokens (MS_TOKEN, MS_TOKEN_FILE: msd's own credentials), what msd sets itself (MS_SERVE,
- * MS_ORCHESTRATOR, MS_INSTANCE_*, and MS_TOKEN_FILE again, naming the call token) and what
- * would make an instance act as something else (MS_MODE, MS_STATE_DIR, MS_MSD, ...). An
- * allowlist, so that a variable added later stays msd's until someone decides otherwise. */
+ * MS_ORCHESTRATOR, MS_INSTANCE_*, MS_ADMIN_TOKEN_SHA256, and MS_TOKEN_FILE again, naming the
+ * call token) and what would make an instance act as something else (MS_MODE, MS_STATE_DIR,
+ * MS_MSD, ...). An allowlist, so that a variable added later stays msd's until someone
+ * decides otherwise. */
 static const char *const env_pass[] = {
     "MS_LOG",
     "MS_QUEUE_MAX",

@@ -1,7 +1,9 @@
 /* test_calls_msd.c: call semantics with the real msd and real instances: nested deadlines
  * and trace ids, an instance that dies mid-call (idempotent: retried; not: MS_EINDOUBT),
  * one that hangs, a connection cut under a live instance (the duplicate-request cache
- * answers the retry), and msd killed and restarted under running calls.
+ * answers the retry), msd killed and restarted under running calls, and the credentials
+ * instances accept (the call token or the admin token for a call, only the admin token for
+ * a drain; msd's own drains).
  *
  * Design notes
  * - This executable is the deployed program too: started with MS_SERVE it serves (main's
@@ -171,6 +173,14 @@ MS_SERVICE(int64_t, steady)
     return (int64_t)getpid();
 }
 MS_OPTIONS(steady, .idempotent = true, .min_instances = 2)
+
+/* A long timeout, so that a drain msd sends and the instance refused would only end with
+ * SIGTERM after the grace (timeout_ms + 1 s): test_calls_msd_tokens_msd_drains tells. */
+MS_SERVICE(int64_t, whoami)
+{
+    return (int64_t)getpid();
+}
+MS_OPTIONS(whoami, .idempotent = true, .timeout_ms = 20000)
 
 /* ---- the driver ---- */
 
@@ -436,6 +446,153 @@ test_calls_msd_orchestrator_loss(void **state)
         assert_int_equal(steady_try(&pid), MS_OK);
 }
 
+/* The address and pid of the i-th ready instance of a service; 0, or -1 if there is none. */
+static int
+ready_instance(const char *service, int i, char *addr, size_t len, pid_t *pid)
+{
+    json_t *list = h_services(M);
+    int n = 0, found = -1;
+    size_t k, q;
+    json_t *s, *in;
+    json_array_foreach(list, k, s)
+    {
+        if (strcmp(json_string_value(json_object_get(s, "name")), service) != 0)
+            continue;
+        json_array_foreach(json_object_get(s, "instances"), q, in)
+        {
+            const char *st = json_string_value(json_object_get(in, "state"));
+            if (!st || strcmp(st, "ready") != 0 || n++ != i)
+                continue;
+            snprintf(addr, len, "%s", json_string_value(json_object_get(in, "addr")));
+            *pid = (pid_t)json_integer_value(json_object_get(in, "pid"));
+            found = 0;
+        }
+    }
+    json_decref(list);
+    return found;
+}
+
+/* One request to an instance with a bearer token (NULL: none); returns the HTTP status and
+ * copies the error code of the answer, if any, into code. */
+static long
+to_instance(const char *addr, const char *method, const char *path, const char *token, char *code,
+            size_t len)
+{
+    char url[160];
+    snprintf(url, sizeof url, "http://%s%s", addr, path);
+    h_resp r;
+    assert_int_equal(h_http_url(method, url, token, "{}", 2, NULL, &r), 0);
+    long status = r.status;
+    snprintf(code, len, "%s", h_err_code(&r));
+    h_resp_free(&r);
+    return status;
+}
+
+/* Runs this executable as a client program of msd (not as a trusted local one: no state
+ * directory) with the environment env; returns its exit status, its output in out. */
+static int
+run_client(const char *const *env, char *out, size_t len)
+{
+    static char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    assert_true(n > 0);
+    exe[n] = '\0';
+    const char *argv[] = {exe, "--call-whoami", NULL};
+    char *o = NULL, *e = NULL;
+    int rc = h_run(argv, env, &o, &e, 20000);
+    snprintf(out, len, "%s", o ? o : "");
+    if (rc != 0)
+        fprintf(stderr, "client: exit %d: %s%s\n", rc, o ? o : "", e ? e : "");
+    free(o);
+    free(e);
+    return rc;
+}
+
+/* DESIGN sections 1 and 10: the admin token also authorises everything the call token does.
+ * Instances accept it for calls (they hold only its hash), a program run with
+ * MS_TOKEN_FILE=<state>/token calls services, a wrong token is MS_EAUTH. */
+static void
+test_calls_msd_tokens_call(void **state)
+{
+    (void)state;
+    scale("whoami", 2);
+    char addr[64], code[64];
+    pid_t pid;
+    assert_int_equal(ready_instance("whoami", 0, addr, sizeof addr, &pid), 0);
+    assert_int_equal(to_instance(addr, "POST", "/v1/call/whoami", M->admin, code, sizeof code),
+                     200);
+    assert_int_equal(to_instance(addr, "POST", "/v1/call/whoami", M->call, code, sizeof code), 200);
+    assert_int_equal(to_instance(addr, "POST", "/v1/call/whoami", "not-a-token", code, sizeof code),
+                     401);
+    assert_string_equal(code, "MS_EAUTH");
+    assert_int_equal(to_instance(addr, "POST", "/v1/call/whoami", NULL, code, sizeof code), 401);
+    assert_string_equal(code, "MS_EAUTH");
+    /* The hash the instance holds is no token. */
+    char hash[65];
+    msi_sha256_hex_of(M->admin, strlen(M->admin), hash);
+    assert_int_equal(to_instance(addr, "POST", "/v1/call/whoami", hash, code, sizeof code), 401);
+
+    /* Whole programs, through lookup and call: the admin token file, the call token file, a
+     * wrong token. */
+    char orch[96], admin_file[300], call_file[300], out[256];
+    snprintf(orch, sizeof orch, "MS_ORCHESTRATOR=%s", M->addr);
+    snprintf(admin_file, sizeof admin_file, "MS_TOKEN_FILE=%s/token", M->state);
+    snprintf(call_file, sizeof call_file, "MS_TOKEN_FILE=%s/call-token", M->state);
+    const char *as_admin[] = {orch, "MS_MODE=local", admin_file, NULL};
+    assert_int_equal(run_client(as_admin, out, sizeof out), 0);
+    assert_non_null(strstr(out, "ok "));
+    const char *as_caller[] = {orch, "MS_MODE=local", call_file, NULL};
+    assert_int_equal(run_client(as_caller, out, sizeof out), 0);
+    const char *as_nobody[] = {orch, "MS_MODE=local", "MS_TOKEN=not-a-token", NULL};
+    assert_int_equal(run_client(as_nobody, out, sizeof out), 1);
+    assert_non_null(strstr(out, "MS_EAUTH"));
+}
+
+/* POST /v1/drain on an instance retires it: it needs what msctl drain needs, the admin
+ * token; the call token is refused with 403. */
+static void
+test_calls_msd_tokens_drain(void **state)
+{
+    (void)state;
+    char addr[64], code[64];
+    pid_t pid;
+    assert_int_equal(ready_instance("whoami", 0, addr, sizeof addr, &pid), 0);
+    assert_int_equal(to_instance(addr, "POST", "/v1/drain", M->call, code, sizeof code), 403);
+    assert_string_equal(code, "MS_EFORBIDDEN");
+    assert_int_equal(to_instance(addr, "POST", "/v1/drain", NULL, code, sizeof code), 401);
+    assert_string_equal(code, "MS_EAUTH");
+    assert_int_equal(to_instance(addr, "POST", "/v1/drain", "not-a-token", code, sizeof code), 401);
+    /* Still serving. */
+    assert_int_equal(to_instance(addr, "GET", "/v1/ready", NULL, code, sizeof code), 200);
+    assert_int_equal(to_instance(addr, "POST", "/v1/call/whoami", M->call, code, sizeof code), 200);
+    assert_true(h_alive(pid));
+
+    assert_int_equal(to_instance(addr, "POST", "/v1/drain", M->admin, code, sizeof code), 200);
+    assert_int_equal(h_wait_gone(pid, 10000), 0);
+    /* msd replaces it: the service is pinned at 2. */
+    assert_int_equal(h_wait_count(M, "whoami", "ready", 2, 15000), 0);
+}
+
+/* msd's own drains (scale-down) use the admin token: the instance leaves by the handshake,
+ * well before the grace (21 s) would end in SIGTERM. */
+static void
+test_calls_msd_tokens_msd_drains(void **state)
+{
+    (void)state;
+    int sigterms = h_count_events(M, "sigterm", "whoami");
+    h_resp r;
+    const char *body = "{\"instances\":1}";
+    assert_int_equal(
+        h_http(M, "PUT", "/v1/services/whoami/scale", M->admin, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    int64_t t0 = msi_now_ms();
+    assert_int_equal(h_wait_count(M, "whoami", NULL, 1, 10000), 0);
+    assert_true(msi_now_ms() - t0 < 10000);
+    assert_int_equal(h_count_events(M, "sigterm", "whoami"), sigterms);
+    assert_true(procs_match_status(10000));
+}
+
 static void
 remove_dir(void)
 {
@@ -451,6 +608,18 @@ main(int argc, char **argv)
     if (getenv("MS_SERVE") || getenv("MS_DESCRIBE")) {
         ms_init(&argc, &argv); /* serves or describes, and exits */
         return 2;
+    }
+    if (argc > 1 && strcmp(argv[1], "--call-whoami") == 0) { /* run_client */
+        int64_t pid = 0;
+        ms_status st = ms_init(&argc, &argv);
+        if (st == MS_OK)
+            st = whoami_try(&pid);
+        if (st == MS_OK)
+            printf("ok %lld\n", (long long)pid);
+        else
+            printf("%s: %s\n", ms_status_name(st), ms_last_error());
+        ms_shutdown();
+        return st == MS_OK ? 0 : 1;
     }
     h_bin("MS_TEST_MSD"); /* exits early, before making anything, when unset */
     snprintf(dir, sizeof dir, "/tmp/ms-test-calls-msd-XXXXXX");
@@ -487,6 +656,9 @@ main(int argc, char **argv)
         cmocka_unit_test(test_calls_msd_death_not_idempotent),
         cmocka_unit_test(test_calls_msd_hang),
         cmocka_unit_test(test_calls_msd_cut_connection_same_instance),
+        cmocka_unit_test(test_calls_msd_tokens_call),
+        cmocka_unit_test(test_calls_msd_tokens_drain),
+        cmocka_unit_test(test_calls_msd_tokens_msd_drains),
         cmocka_unit_test(test_calls_msd_orchestrator_loss),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

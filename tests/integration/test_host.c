@@ -5,7 +5,8 @@
  * msd hands it over), MS_ORCHESTRATOR pointing at a small heartbeat listener that runs in
  * the driver, and checks what the instance answers: calls, 400 naming the argument, 401,
  * 404, 412, 413, 421, 429, 500 with app_code, 504, health while every slot is busy,
- * heartbeats, 410 and orphan exit, drain by SIGTERM and by POST /v1/drain, MS_DESCRIBE;
+ * heartbeats, 410 and orphan exit, drain by SIGTERM and by POST /v1/drain (admin token
+ * only), calls with the call token or the admin token (known by its hash), MS_DESCRIBE;
  * the duplicate-request cache (a retry answered without running, 422 for another body, a
  * duplicate waiting for the first attempt, 503 when full, expiry, none for idempotent
  * services), the trace context and deadline a body sees.
@@ -144,6 +145,9 @@ static const msi_http_route hb_routes[] = {
 
 #define CALL_TOKEN "call-secret-123"
 #define INST_TOKEN "inst-secret-456"
+#define ADMIN_TOKEN "admin-secret-789" /* the instance gets only its SHA-256 */
+
+static char admin_sha256[65];
 
 typedef struct fixture {
     msi_http *orch;
@@ -276,6 +280,11 @@ spawn(fixture *f, const char *service, const char *const *extra)
     add_env(envp, &n, "MS_INSTANCE_TOKEN_FILE=%s", f->inst_tok);
     add_env(envp, &n, "MS_TOKEN_FILE=%s", f->call_tok);
     add_env(envp, &n, "MS_ORCHESTRATOR=%s", msi_http_addr(f->orch));
+    int own_admin = 0; /* extra names MS_ADMIN_TOKEN_SHA256 itself */
+    for (int i = 0; extra && extra[i]; i++)
+        own_admin |= strncmp(extra[i], "MS_ADMIN_TOKEN_SHA256=", 22) == 0;
+    if (!own_admin)
+        add_env(envp, &n, "MS_ADMIN_TOKEN_SHA256=%s", admin_sha256);
     add_env(envp, &n, "LISTEN_FDS=1");
     add_env(envp, &n, "MS_LOG=%s", log ? log : "warn");
     const char *keep[] = {"PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
@@ -542,8 +551,9 @@ test_host_env_unset(void **state)
     fixture *f = *state;
     spawn(f, "env_of", NULL);
     wait_ready(f);
-    const char *vars[] = {"MS_SERVE",   "MS_TOKEN_FILE",  "MS_INSTANCE_TOKEN_FILE", "LISTEN_FDS",
-                          "LISTEN_PID", "MS_INSTANCE_ID", "MS_ORCHESTRATOR"};
+    const char *vars[] = {"MS_SERVE",        "MS_TOKEN_FILE",        "MS_INSTANCE_TOKEN_FILE",
+                          "LISTEN_FDS",      "LISTEN_PID",           "MS_INSTANCE_ID",
+                          "MS_ORCHESTRATOR", "MS_ADMIN_TOKEN_SHA256"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
         call_hdrs h;
         char body[128];
@@ -791,13 +801,84 @@ test_host_drain_endpoint(void **state)
     spawn(f, "add", NULL);
     wait_ready(f);
     json_t *j = NULL;
-    assert_int_equal(req(f, "POST", "/v1/drain", NULL, 0, NULL, NULL), 401);
-    const char *tok[] = {"Authorization: Bearer " CALL_TOKEN, NULL};
+    assert_int_equal(req(f, "POST", "/v1/drain", NULL, 0, NULL, &j), 401);
+    assert_string_equal(err_code(j), "MS_EAUTH");
+    json_decref(j);
+    /* A drain retires the instance: the call token does not allow it. */
+    const char *call[] = {"Authorization: Bearer " CALL_TOKEN, NULL};
+    assert_int_equal(req(f, "POST", "/v1/drain", "", 0, call, &j), 403);
+    assert_string_equal(err_code(j), "MS_EFORBIDDEN");
+    assert_non_null(strstr(err_msg(j), "admin token"));
+    json_decref(j);
+    char hash_hdr[128];
+    snprintf(hash_hdr, sizeof hash_hdr, "Authorization: Bearer %s", admin_sha256);
+    const char *hash[] = {hash_hdr, NULL}; /* what the instance holds is no token */
+    assert_int_equal(req(f, "POST", "/v1/drain", "", 0, hash, NULL), 401);
+    assert_int_equal(req(f, "GET", "/v1/ready", NULL, 0, NULL, NULL), 200);
+    const char *tok[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
     assert_int_equal(req(f, "POST", "/v1/drain", "", 0, tok, &j), 200);
     assert_true(json_is_true(json_object_get(j, "draining")));
     assert_int_equal(json_integer_value(json_object_get(j, "inflight")), 0);
     json_decref(j);
     assert_int_equal(wait_exit(f, 5000), 0);
+}
+
+/* Calls: the call token or the admin token (which the instance knows only by its hash). */
+static void
+test_host_admin_token(void **state)
+{
+    fixture *f = *state;
+    spawn(f, "add", NULL);
+    wait_ready(f);
+    const char *body = "{\"a\":2,\"b\":3}";
+    size_t len = strlen(body);
+    call_hdrs h;
+    json_t *j = NULL;
+    const char *const *hd = good_headers(&h, "add");
+    assert_int_equal(req(f, "POST", "/v1/call/add", body, len, hd, &j), 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "result")), 5);
+    json_decref(j);
+    static const char *const tokens[] = {"Authorization: Bearer " ADMIN_TOKEN,
+                                         "Authorization: Bearer wrong-token",
+                                         "Authorization: Bearer " ADMIN_TOKEN "x", NULL};
+    static const long want[] = {200, 401, 401, 401};
+    char hash_hdr[128];
+    snprintf(hash_hdr, sizeof hash_hdr, "Authorization: Bearer %s", admin_sha256);
+    for (int i = 0; i < 4; i++) {
+        hd = good_headers(&h, "add");
+        h.list[0] = (char *)(i < 3 ? tokens[i] : hash_hdr); /* the hash is no token */
+        assert_int_equal(req(f, "POST", "/v1/call/add", body, len, hd, &j), want[i]);
+        if (want[i] == 200) {
+            assert_int_equal(json_integer_value(json_object_get(j, "result")), 5);
+        } else {
+            assert_string_equal(err_code(j), "MS_EAUTH");
+            assert_non_null(strstr(err_msg(j), "admin token"));
+        }
+        json_decref(j);
+    }
+    kill(f->pid, SIGKILL);
+    waitpid(f->pid, NULL, 0);
+    f->pid = 0;
+
+    /* Without the admin hash (an instance not started by msd): calls need the call token,
+     * and no token drains it over HTTP (SIGTERM does). */
+    const char *none[] = {"MS_ADMIN_TOKEN_SHA256=", NULL};
+    spawn(f, "add", none);
+    wait_ready(f);
+    hd = good_headers(&h, "add");
+    h.list[0] = (char *)"Authorization: Bearer " ADMIN_TOKEN;
+    assert_int_equal(req(f, "POST", "/v1/call/add", body, len, hd, NULL), 401);
+    const char *admin[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
+    const char *call[] = {"Authorization: Bearer " CALL_TOKEN, NULL};
+    assert_int_equal(req(f, "POST", "/v1/drain", "", 0, admin, NULL), 401);
+    assert_int_equal(req(f, "POST", "/v1/drain", "", 0, call, NULL), 403);
+    kill(f->pid, SIGTERM);
+    assert_int_equal(wait_exit(f, 5000), 0);
+
+    /* A malformed hash: the instance refuses to serve. */
+    const char *bad[] = {"MS_ADMIN_TOKEN_SHA256=not-a-hash", NULL};
+    spawn(f, "add", bad);
+    assert_int_equal(wait_exit(f, 5000), 2);
 }
 
 static void
@@ -1162,6 +1243,7 @@ main(int argc, char **argv)
     if (n <= 0)
         return 1;
     self_exe[n] = '\0';
+    msi_sha256_hex_of(ADMIN_TOKEN, strlen(ADMIN_TOKEN), admin_sha256);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_host_call, setup, teardown),
@@ -1176,6 +1258,7 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_host_orphan_exits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_sigterm_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_drain_endpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_admin_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_describe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_dedupe_same_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_dedupe_app_error, setup, teardown),

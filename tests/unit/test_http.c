@@ -73,6 +73,17 @@ early_auth(msi_http_req *r, void *arg)
         msi_http_reply_error(r, MS_EAUTH, "token required");
 }
 
+/* Accepts the token whose SHA-256 is hashed_tok (set in setup): "tok-hashed". */
+static char hashed_tok[65];
+
+static void
+early_hashed(msi_http_req *r, void *arg)
+{
+    (void)arg;
+    if (!msi_http_bearer_sha256_ok(r, hashed_tok))
+        msi_http_reply_error(r, MS_EAUTH, "token required");
+}
+
 static void
 h_busy(msi_http_req *r, void *arg)
 {
@@ -137,6 +148,7 @@ static const msi_http_route routes[] = {
     {"POST", "/echo/", h_echo, NULL, 0, NULL},
     {"POST", "/small/", h_echo, NULL, 1024, NULL},
     {"POST", "/secret", h_secret, NULL, 0, early_auth},
+    {"POST", "/hashed", h_secret, NULL, 0, early_hashed},
     {"GET", "/busy", h_busy, NULL, 0, NULL},
     {"GET", "/silent", h_silent, NULL, 0, NULL},
     {"GET", "/uid", h_uid, NULL, 0, NULL},
@@ -151,6 +163,7 @@ static int
 setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
+    msi_sha256_hex_of("tok-hashed", 10, hashed_tok);
     msi_http_config cfg = MSI_HTTP_CONFIG_INIT;
     cfg.host_port = "127.0.0.1:0";
     cfg.routes = routes;
@@ -392,6 +405,15 @@ test_http_bearer(void **state)
     memset(big, ' ', 32 * 1024 - 1);
     assert_int_equal(request(f, "POST", "/secret", big, 32 * 1024 - 1, "nope", NULL), 401);
     free(big);
+
+    /* A token recognised by its hash: the token itself passes, its hash or a neighbour
+     * does not. */
+    assert_int_equal(request(f, "POST", "/hashed", "{}", 2, "tok-hashed", NULL), 200);
+    assert_int_equal(request(f, "POST", "/hashed", "{}", 2, " tok-hashed ", NULL), 200);
+    assert_int_equal(request(f, "POST", "/hashed", "{}", 2, NULL, NULL), 401);
+    assert_int_equal(request(f, "POST", "/hashed", "{}", 2, "tok-hashe", NULL), 401);
+    assert_int_equal(request(f, "POST", "/hashed", "{}", 2, "tok-hashedd", NULL), 401);
+    assert_int_equal(request(f, "POST", "/hashed", "{}", 2, hashed_tok, NULL), 401);
 
     assert_true(msi_http_token_eq("abc", 3, "abc"));
     assert_false(msi_http_token_eq("abd", 3, "abc"));
