@@ -7,8 +7,10 @@
  *   ran (the connection broke after the request left); this cache answers the retry with
  *   the first attempt's reply instead of running the function twice.
  * - Key: the request id (hash chains over a power-of-two bucket array). Each entry also
- *   holds the SHA-256 of the body: the same id with another body is MSI_DD_REUSED, never the
- *   first call's reply.
+ *   holds a 128-bit hash of the body: the same id with another body is MSI_DD_REUSED, never
+ *   the first call's reply. The hash is SipHash-2-4 under a key drawn at random for each
+ *   cache, so a caller cannot make another body collide with one it has not seen hashed
+ *   (SHA-256 did the same job at ten times the cost: 0.38 us of a 19 us call).
  * - Callers (after RIFL, Lee et al., SOSP 2015). An id `<caller>-<seq>` belongs to a caller
  *   record, found by its own hash table, which holds the caller's entries and `acked`: every
  *   sequence number below it is finished with on the caller's side (it will never send it
@@ -45,10 +47,12 @@
 #include "dedupe.h"
 
 #include "msi.h"
+#include "siphash.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define SWEEP_MS 1000
@@ -62,7 +66,7 @@ struct msi_dd_entry {
     dd_caller *caller;           /* NULL: a plain id */
     uint64_t seq;
     uint64_t h;
-    char body_sha[65];
+    uint64_t body_h[2];
     int done;
     int acked;         /* RUNNING, and acknowledged meanwhile: dropped when it finishes */
     int64_t expires;   /* msi_now_ms */
@@ -98,6 +102,7 @@ struct msi_dd {
     long long bytes, max_bytes;
     unsigned long long acked_total, expired_total, stale_total;
     int64_t next_sweep;
+    uint64_t key[2]; /* of the body hashes */
 };
 
 /* What a duplicate gets when the first attempt ran but its reply could not be kept (out of
@@ -180,6 +185,12 @@ msi_dd_new(long long max_entries, long long max_bytes)
         return NULL;
     }
     dd->nbuckets = n;
+    if (getrandom(dd->key, sizeof dd->key, 0) != (ssize_t)sizeof dd->key) {
+        /* No entropy to be had (not expected on Linux >= 3.17): a key from the clock and
+         * addresses, unknown outside this process all the same. */
+        dd->key[0] = (uint64_t)msi_now_ms() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)dd;
+        dd->key[1] = (uint64_t)(uintptr_t)&n ^ 0xc2b2ae3d27d4eb4full;
+    }
     pthread_mutex_init(&dd->mu, NULL);
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -188,6 +199,12 @@ msi_dd_new(long long max_entries, long long max_bytes)
     pthread_condattr_destroy(&a);
     dd->next_sweep = msi_now_ms() + SWEEP_MS;
     return dd;
+}
+
+void
+msi_dd_body_hash(const msi_dd *dd, const void *body, size_t len, uint64_t out[2])
+{
+    msi_siphash128(dd->key, body, len, out);
 }
 
 /* ---- entries and callers; dd->mu held ------------------------------------------------ */
@@ -337,7 +354,8 @@ entry_new(msi_dd *dd, const msi_dd_req *q, uint64_t h, dd_caller *c, uint64_t se
     if (!e)
         return NULL;
     memcpy(e->rid, q->rid, rl + 1);
-    memcpy(e->body_sha, q->body_sha, sizeof e->body_sha - 1);
+    e->body_h[0] = q->body_h[0];
+    e->body_h[1] = q->body_h[1];
     e->h = h;
     e->seq = seq;
     e->expires = q->deadline + MSI_DD_LINGER_MS;
@@ -397,7 +415,7 @@ msi_dd_begin(msi_dd *dd, const msi_dd_req *q, msi_dd_entry **own, int *status, c
             break;
         }
         msi_dd_entry *e = entry_find(dd, q->rid, h);
-        if (e && strcmp(e->body_sha, q->body_sha) != 0) {
+        if (e && (e->body_h[0] != q->body_h[0] || e->body_h[1] != q->body_h[1])) {
             res = MSI_DD_REUSED;
             break;
         }

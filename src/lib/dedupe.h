@@ -42,7 +42,7 @@ typedef struct msi_dd_req {
     const char *rid;      /* Ms-Request-Id, well-formed (msi_dd_rid_ok) */
     int has_ack;          /* Ms-Acked-Below was sent (only with a <caller>-<seq> id) */
     uint64_t acked_below; /* its value */
-    const char *body_sha; /* SHA-256 of the body, 64 hex digits */
+    uint64_t body_h[2];   /* msi_dd_body_hash of the body */
     int64_t deadline;     /* msi_now_ms */
 } msi_dd_req;
 
@@ -59,6 +59,10 @@ typedef struct msi_dd_stats {
  * callers and kept replies. NULL when out of memory. */
 msi_dd *msi_dd_new(long long max_entries, long long max_bytes);
 void msi_dd_free(msi_dd *dd);
+
+/* The hash an entry keeps of a body (SipHash-2-4-128 under the cache's random key: nobody
+ * outside this process can make two bodies collide). */
+void msi_dd_body_hash(const msi_dd *dd, const void *body, size_t len, uint64_t out[2]);
 
 /* Whether `rid` is a well-formed request id; whether it is `<caller>-<seq>` (then *seq). */
 int msi_dd_rid_ok(const char *rid);

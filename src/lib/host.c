@@ -531,9 +531,7 @@ call_handler(msi_http_req *r, void *arg)
         msi_dd_req q = {.rid = rid, .deadline = deadline};
         const char *ack = msi_http_header(r, "Ms-Acked-Below");
         q.has_ack = ack && msi_dd_parse_ack(ack, &q.acked_below); /* checked by call_early */
-        char sha[65];
-        msi_sha256_hex_of(body, len, sha);
-        q.body_sha = sha;
+        msi_dd_body_hash(DD, body, len, q.body_h);
         switch (msi_dd_begin(DD, &q, &dd, &cstatus, &cached, &clen)) {
         case MSI_DD_RUN:
             break;

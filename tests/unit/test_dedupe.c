@@ -7,6 +7,7 @@
  */
 #include "dedupe.h"
 #include "msi.h"
+#include "siphash.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -19,16 +20,13 @@
 
 #include <cmocka.h>
 
-static const char SHA_A[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-static const char SHA_B[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
 static msi_dd_req
 req(const char *rid, int has_ack, uint64_t ack)
 {
     return (msi_dd_req){.rid = rid,
                         .has_ack = has_ack,
                         .acked_below = ack,
-                        .body_sha = SHA_A,
+                        .body_h = {1, 2},
                         .deadline = msi_now_ms() + 10000};
 }
 
@@ -118,7 +116,7 @@ test_dedupe_kept_reply_and_reused(void **state)
         assert_string_equal(reply, want);
         assert_int_equal(len, strlen(want));
         free(reply);
-        q.body_sha = SHA_B;
+        q.body_h[1] = 3;
         assert_int_equal(msi_dd_begin(dd, &q, &e, &st, &reply, &len), MSI_DD_REUSED);
     }
     assert_int_equal(stats(dd).entries, 2);
@@ -317,11 +315,53 @@ test_dedupe_bounded_by_callers_not_throughput(void **state)
     msi_dd_free(dd);
 }
 
+/* SipHash-2-4 against the paper's vectors: key 00..0f, messages 00..(n-1). */
+static void
+test_dedupe_siphash_vectors(void **state)
+{
+    (void)state;
+    const uint64_t key[2] = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
+    unsigned char m[64];
+    for (int i = 0; i < 64; i++)
+        m[i] = (unsigned char)i;
+    const struct {
+        size_t len;
+        uint64_t h;
+    } v64[] = {{0, 0x726fdb47dd0e0e31ull},  {1, 0x74f839c593dc67fdull},
+               {7, 0xab0200f58b01d137ull},  {8, 0x93f5f5799a932462ull},
+               {15, 0xa129ca6149be45e5ull}, {63, 0x958a324ceb064572ull}};
+    for (size_t i = 0; i < sizeof v64 / sizeof v64[0]; i++)
+        assert_true(msi_siphash64(key, m, v64[i].len) == v64[i].h);
+    uint64_t out[2];
+    msi_siphash128(key, m, 0, out);
+    const unsigned char want[16] = {0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6,
+                                    0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93};
+    unsigned char got[16];
+    for (int i = 0; i < 16; i++)
+        got[i] = (unsigned char)(out[i / 8] >> (8 * (i % 8)));
+    assert_memory_equal(got, want, 16);
+
+    /* A cache's key is its own: the same body hashes alike in one cache, and differently
+     * in another (with overwhelming probability). */
+    msi_dd *a = msi_dd_new(4, 4096), *b = msi_dd_new(4, 4096);
+    uint64_t ha[2], ha2[2], hb[2];
+    msi_dd_body_hash(a, "{\"x\":1}", 7, ha);
+    msi_dd_body_hash(a, "{\"x\":1}", 7, ha2);
+    msi_dd_body_hash(b, "{\"x\":1}", 7, hb);
+    assert_memory_equal(ha, ha2, sizeof ha);
+    assert_memory_not_equal(ha, hb, sizeof ha);
+    msi_dd_body_hash(a, "{\"x\":2}", 7, ha2);
+    assert_memory_not_equal(ha, ha2, sizeof ha);
+    msi_dd_free(a);
+    msi_dd_free(b);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dedupe_request_id_forms),
+        cmocka_unit_test(test_dedupe_siphash_vectors),
         cmocka_unit_test(test_dedupe_kept_reply_and_reused),
         cmocka_unit_test(test_dedupe_ack_drops_and_refuses_stale),
         cmocka_unit_test(test_dedupe_running_entry_acknowledged),
