@@ -684,7 +684,9 @@ typedef struct call {
     cstate *cs;
     int64_t deadline; /* msi_now_ms */
     bool idem;
-    int attempts; /* attempts sent so far (at most ATTEMPTS_MAX) */
+    int attempts; /* attempts made so far */
+    int unsent;   /* of which reached no instance (no connection): those do not count
+                     against ATTEMPTS_MAX, only against the deadline and the retry budget */
     int backoffs; /* retries with back-off so far */
     int in_doubt; /* SAME: a sent attempt's outcome is unknown; only `same` may be tried */
     inst same;
@@ -917,7 +919,9 @@ after_failure(call *c, const inst *in, ms_status *st, long http, const msi_httpc
  *   PICK --nothing usable--> wait on msd (next_instance; not an attempt) --> PICK
  *   PICK --an instance--> SEND: attempt n <= ATTEMPTS_MAX, with the same request id each
  *        time; an idempotent attempt may use half the time left (the last one all of it);
- *        Ms-Deadline-Ms says how much
+ *        Ms-Deadline-Ms says how much. An attempt that got no connection at all is not
+ *        counted in n (the instance is gone: a stale entry of the list, as "no ready
+ *        instance" is not an attempt); it still takes from the budget and the deadline
  *   SEND --200--> done                --500 (ms_fail), 4xx, other 5xx--> done (never retried)
  *        --not sent (no connection), or refused before running (421, 429, 503; 504 with time
  *          left, idempotent)--> PICK another instance, at once         (RETRY_OTHER_NOW)
@@ -950,7 +954,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
     if (!c.cs)
         return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
     c.idem = rt->opts.idempotent;
-    c.attempts = c.backoffs = c.in_doubt = c.waited_msd = c.nbad = c.app_code = 0;
+    c.attempts = c.unsent = c.backoffs = c.in_doubt = c.waited_msd = c.nbad = c.app_code = 0;
     c.t.n = 0;
     c.why[0] = '\0';
     /* An MS_CLIENT stub takes the service's own options from msd's answers (docs/calls.md):
@@ -1090,7 +1094,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
 
         /* 3. The attempt. */
         int64_t left = c.deadline - now, share = left;
-        if (c.idem && c.attempts + 1 < ATTEMPTS_MAX && left > 1)
+        if (c.idem && c.attempts - c.unsent + 1 < ATTEMPTS_MAX && left > 1)
             share = left / 2;
         int64_t adl = now + share;
         *msi_u64_text(dl_h + 16, (uint64_t)share) = '\0';
@@ -1149,7 +1153,9 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
         next = after_failure(&c, &in, &st, http, &rs, adl, text);
         if (next == RETRY_NONE)
             break;
-        if (c.attempts >= ATTEMPTS_MAX) {
+        if (!http && !rs.sent)
+            c.unsent++; /* a dead entry of a stale list, like "no ready instance" */
+        if (c.attempts - c.unsent >= ATTEMPTS_MAX) {
             char last[MSI_ERR_MAX];
             say(last, sizeof last, "%s", c.why);
             say(c.why, sizeof c.why, "%s (after %d attempts)", last, c.attempts);

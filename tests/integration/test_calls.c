@@ -66,6 +66,7 @@ MS_OPTIONS(app_err, .idempotent = true)
 MS_CLIENT(int64_t, refused, (int64_t, x))
 MS_CLIENT(int64_t, five, (int64_t, x))
 MS_OPTIONS(five, .idempotent = true)
+MS_CLIENT(int64_t, stale_list, (int64_t, x))
 MS_CLIENT(int64_t, waits, (int64_t, x))
 MS_OPTIONS(waits, .timeout_ms = 3000)
 MS_CLIENT(int64_t, never_ready, (int64_t, x))
@@ -848,6 +849,24 @@ test_calls_five_attempts_at_most(void **state)
     assert_non_null(strstr(ms_last_error(), "after 5 attempts"));
 }
 
+/* A connection refused is not one of the 5 attempts: the instance is gone (a stale entry of
+ * the list, as when instances die faster than clients re-locate). Six dead entries before
+ * the live one, a service that is not idempotent: it runs, once. */
+static void
+test_calls_refused_connections_are_not_attempts(void **state)
+{
+    (void)state;
+    fsrv *l[7];
+    for (int i = 0; i < 6; i++)
+        l[i] = srv_start(-1);
+    l[6] = srv_start(B_OK);
+    declare("stale_list", l, 7);
+    int64_t r = -1;
+    assert_int_equal(stale_list_try(&r, 1), MS_OK);
+    assert_int_equal(r, l[6]->idx);
+    assert_int_equal(srv_requests(l[6]), 1);
+}
+
 /* No ready instance is not a failed attempt: the client waits on msd, within the deadline. */
 static void
 test_calls_waits_for_an_instance(void **state)
@@ -1059,6 +1078,8 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_calls_app_error_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_refused_goes_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_five_attempts_at_most, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_refused_connections_are_not_attempts, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_calls_waits_for_an_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_retry_budget, setup, teardown),
