@@ -109,7 +109,9 @@ static struct {
     json_t *last;
     char auth[256];
     char path[256];
-} hb = {PTHREAD_MUTEX_INITIALIZER, 0, 200, 0, NULL, "", ""};
+    int64_t at[64]; /* arrival (msi_now_ms) and busy of heartbeat k at [k % 64] */
+    double busy[64];
+} hb = {PTHREAD_MUTEX_INITIALIZER, 0, 200, 0, NULL, "", "", {0}, {0}};
 
 static void
 hb_handler(msi_http_req *r, void *arg)
@@ -121,8 +123,10 @@ hb_handler(msi_http_req *r, void *arg)
     json_t *j = msi_json_parse(body, len, &err);
     const char *auth = msi_http_header(r, "Authorization");
     pthread_mutex_lock(&hb.mu);
-    hb.count++;
     double busy = json_number_value(json_object_get(j, "busy"));
+    hb.at[hb.count % 64] = msi_now_ms();
+    hb.busy[hb.count % 64] = busy;
+    hb.count++;
     if (busy > hb.max_busy)
         hb.max_busy = busy;
     json_decref(hb.last);
@@ -625,33 +629,56 @@ wait_metric(fixture *f, const char *line)
     fail_msg("metric '%s' never seen", line);
 }
 
+/* The busy fractions of the heartbeat windows that fell wholly within [from, to]: how many
+ * (up to max into out). A window runs from one heartbeat's arrival to the next's. */
+static int
+windows_within(int64_t from, int64_t to, double *out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&hb.mu);
+    for (int k = hb.count > 63 ? hb.count - 63 : 1; k < hb.count; k++)
+        if (hb.at[(k - 1) % 64] >= from && hb.at[k % 64] <= to && n < max)
+            out[n++] = hb.busy[k % 64];
+    pthread_mutex_unlock(&hb.mu);
+    return n;
+}
+
 static void
 test_host_health_while_busy(void **state)
 {
     fixture *f = *state;
     spawn(f, "slow", NULL);
     wait_ready(f);
-    bg_call c = {0};
-    /* 2.5 s: whenever the call starts (up to 0.5 s after the instance's first heartbeat, on
-     * a loaded machine), a whole 1 s heartbeat window falls inside it. */
-    bg_start(&c, f, 2500);
-    wait_metric(f, "ms_inflight{service=\"slow\"} 1");
-    /* The only slot is busy; probes are answered at once anyway. */
-    int64_t t0 = msi_now_ms();
-    json_t *j = NULL;
-    assert_int_equal(req(f, "GET", "/v1/health", NULL, 0, NULL, &j), 200);
-    json_decref(j);
-    assert_int_equal(req(f, "GET", "/v1/ready", NULL, 0, NULL, &j), 200);
-    assert_true(json_is_true(json_object_get(j, "ready")));
-    json_decref(j);
-    assert_true(msi_now_ms() - t0 < 500);
-    pthread_join(c.t, NULL);
-    assert_int_equal(c.status, 200);
-    /* A heartbeat window spent entirely inside the call reports the slot fully busy. */
-    pthread_mutex_lock(&hb.mu);
-    double busy = hb.max_busy;
-    pthread_mutex_unlock(&hb.mu);
-    assert_true(busy >= 0.9 && busy <= 1.1);
+    /* A call holds the only slot; it lasts until a whole heartbeat window (about 1 s) fell
+     * inside it: 2.5 s, and longer when a loaded machine delayed the heartbeats. */
+    int inside = 0;
+    for (int ms = 2500; ms <= 10000 && !inside; ms *= 2) {
+        bg_call c = {0};
+        bg_start(&c, f, ms);
+        wait_metric(f, "ms_inflight{service=\"slow\"} 1");
+        int64_t t_in = msi_now_ms();
+        /* The only slot is busy; probes are answered at once anyway. */
+        json_t *j = NULL;
+        assert_int_equal(req(f, "GET", "/v1/health", NULL, 0, NULL, &j), 200);
+        json_decref(j);
+        assert_int_equal(req(f, "GET", "/v1/ready", NULL, 0, NULL, &j), 200);
+        assert_true(json_is_true(json_object_get(j, "ready")));
+        json_decref(j);
+        assert_true(msi_now_ms() - t_in < 500);
+        pthread_join(c.t, NULL);
+        assert_int_equal(c.status, 200);
+        /* A heartbeat window spent entirely inside the call reports the slot fully busy (its
+         * end well before the reply came, so the call was surely still running). */
+        double busy[16];
+        inside = windows_within(t_in, msi_now_ms() - 100, busy, 16);
+        for (int i = 0; i < inside; i++) {
+            if (busy[i] < 0.9 || busy[i] > 1.1)
+                fprintf(stderr, "window %d of %d inside a %d ms call: busy %.3f\n", i, inside, ms,
+                        busy[i]);
+            assert_true(busy[i] >= 0.9 && busy[i] <= 1.1);
+        }
+    }
+    assert_true(inside > 0);
 }
 
 /* concurrency = 4: four calls run at once, a fifth waits. */
