@@ -219,6 +219,48 @@ ready_pids(const char *service, pid_t *out, int max)
     return n;
 }
 
+/* Whether a killed process is gone: no /proc entry, or a zombie (its sockets are closed). */
+static int
+exited(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+/* Victims whose exit is still awaited: how long the kernel took to end them after SIGKILL
+ * (a process in uninterruptible sleep dies only when that ends, and until then its
+ * connections stay open: calls in flight there wait for their deadline). */
+static struct {
+    pid_t pid[32];
+    int64_t at[32];
+    int n;
+    int64_t slowest_ms;
+} V;
+
+static void
+victims_check(void)
+{
+    int64_t now = h_now_ms();
+    for (int i = 0; i < V.n;) {
+        if (exited(V.pid[i]) || now - V.at[i] > 30000) {
+            if (now - V.at[i] > V.slowest_ms)
+                V.slowest_ms = now - V.at[i];
+            V.pid[i] = V.pid[--V.n];
+            V.at[i] = V.at[V.n];
+        } else {
+            i++;
+        }
+    }
+}
+
 static void *
 killer_main(void *arg)
 {
@@ -227,6 +269,7 @@ killer_main(void *arg)
     fprintf(stderr, "drill %s: killer seed %u\n", D.name, seed);
     while (!D.stop) {
         h_nap(500);
+        victims_check();
         if (D.stop)
             break;
         pid_t pids[16];
@@ -238,9 +281,16 @@ killer_main(void *arg)
         pid_t victim = pids[rand_r(&seed) % (unsigned)n];
         if (getenv("DRILL_VERBOSE"))
             fprintf(stderr, "drill %s: %d ready, killing %ld\n", D.name, n, (long)victim);
-        if (is_instance(victim) && kill(victim, SIGKILL) == 0)
+        if (is_instance(victim) && kill(victim, SIGKILL) == 0) {
             D.kills++;
+            if (V.n < 32) {
+                V.pid[V.n] = victim;
+                V.at[V.n++] = h_now_ms();
+            }
+        }
     }
+    for (int64_t end = h_now_ms() + 15000; V.n > 0 && h_now_ms() < end; h_nap(50))
+        victims_check();
     msi_httpc_thread_release();
     return NULL;
 }
@@ -564,8 +614,10 @@ run(void)
            "leaked_fds=%d\n",
            D.name, (long)D.calls, (long)D.ok, (long)D.failed, (long)D.indoubt, executions,
            leaked_procs, leaked_fds);
-    fprintf(stderr, "drill %s: %ld instances killed; %ld rounds found none ready\n", D.name,
-            (long)D.kills, (long)D.no_victim);
+    fprintf(stderr,
+            "drill %s: %ld instances killed; %ld rounds found none ready; the slowest took %lld "
+            "ms to exit after SIGKILL\n",
+            D.name, (long)D.kills, (long)D.no_victim, (long long)V.slowest_ms);
     fflush(stdout);
 
     if (D.tiny) {
