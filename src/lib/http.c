@@ -65,6 +65,7 @@
  * --> every connection thread gone --> freed.
  */
 #include "http.h"
+#include "sha256.h"
 #include "codec.h"
 
 #include <arpa/inet.h>

@@ -16,9 +16,8 @@
 #ifndef MSCTL_H
 #define MSCTL_H
 
-#include "codec.h"
+#include "base.h"
 #include "httpc.h"
-#include "msi.h"
 
 #include <stdio.h>
 

@@ -30,7 +30,7 @@
 #include <sys/types.h>
 
 #include "autoscale.h"
-#include "codec.h"
+#include "base.h"
 
 #define MSD_VERSION MS_VERSION_STRING
 #define MSD_NAME_MAX 128
@@ -220,7 +220,6 @@ typedef struct msd {
 /* ------------------------------------------------------------------------------------------
  * util.c
  * ---------------------------------------------------------------------------------------- */
-int64_t msd_mono_ms(void);
 int64_t msd_wall_ms(void);
 void msd_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern int msd_verbose;
