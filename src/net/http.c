@@ -66,7 +66,6 @@
  */
 #include "http.h"
 #include "sha256.h"
-#include "codec.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,6 +73,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
