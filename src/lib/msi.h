@@ -1,7 +1,15 @@
 /*
  * msi.h: libms internals shared across the files of src/lib (prefix msi_). Not installed.
- * It includes src/base's base.h (errors, clock, log, buffers, JSON helpers), so that a file
- * of src/lib gets both; net (src/net) and the programs include base.h and not this.
+ *
+ * src/lib is the third layer, over src/net and src/base (docs/design.md, "Layers"). It owns
+ * what makes a C function a service: the registry, signatures, the codec, modes and
+ * settings, the call entry (ms__call), the caller side (client.c) and the instance host
+ * (host.c). This header includes base.h (errors, clock, log, buffers, JSON helpers), so a
+ * file of src/lib gets both; src/net and the programs (msd, msctl) include base.h and the
+ * net headers, never this one.
+ * Threading: the public API is thread-safe except where <ms/ms.h> says otherwise; the
+ * registry is guarded by one mutex, the call context is per thread (below), and the client
+ * and host state is described at the top of client.c and host.c.
  *
  * Design notes
  * - The registry (registry.c) is an intrusive list of ms__service descriptors, linked at
