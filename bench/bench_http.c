@@ -6,7 +6,7 @@
  * transport alone, what ms's call path is built on.
  *
  *   bench_http server --port-file F [--mhd tpc|epoll] [--max-seconds S]
- *       tpc:   a thread per connection (what src/lib/http.c uses)
+ *       tpc:   a thread per connection (what src/net/http.c uses)
  *       epoll: an epoll thread pool of nproc threads (libmicrohttpd's other mode)
  *   bench_http client --target 127.0.0.1:PORT [--latency|--throughput] [bench options]
  */

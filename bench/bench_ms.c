@@ -47,7 +47,8 @@
 
 #include <jansson.h>
 
-#include "httpc.h" /* libms's internal HTTP client: in-tree only */
+#include "httpc.h"    /* libms's internal HTTP client: in-tree only */
+#include "statedir.h" /* the names of msd's state files */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -115,19 +116,17 @@ msd_setup(void)
     } else {
         const char *dir = getenv("MS_STATE_DIR");
         char path[4096];
-        if (!dir || snprintf(path, sizeof path, "%s/token", dir) >= (int)sizeof path) {
+        if (!dir || snprintf(path, sizeof path, "%s/" MSI_STATE_TOKEN, dir) >= (int)sizeof path) {
             fprintf(stderr, "bench_ms: MS_STATE_DIR is not set\n");
             return -1;
         }
-        FILE *f = fopen(path, "r");
-        if (!f || !fgets(tok, sizeof tok, f)) {
+        char *t = msi_read_first_line(path);
+        if (!t) {
             fprintf(stderr, "bench_ms: cannot read %s\n", path);
-            if (f)
-                fclose(f);
             return -1;
         }
-        fclose(f);
-        tok[strcspn(tok, "\r\n \t")] = '\0';
+        snprintf(tok, sizeof tok, "%s", t);
+        free(t);
     }
     snprintf(auth, sizeof auth, "%s", tok);
     return 0;

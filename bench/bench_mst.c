@@ -1,7 +1,7 @@
 /*
  * bench_mst.c: ms's own HTTP transport, without ms. The server is libms's HTTP server
- * (src/lib/http.c) answering POST /echo with the request's body; the client is libms's
- * HTTP client (src/lib/httpc.c: the calling thread's kept connection) posting
+ * (src/net/http.c) answering POST /echo with the request's body; the client is libms's
+ * HTTP client (src/net/httpc.c: the calling thread's kept connection) posting
  * {"n":N,"s":"..."} as JSON and checking that the same bytes come back. No JSON parsing on
  * either side, no discovery, no deadlines, no dedupe: this row is what ms's call path is
  * built on, so "ms local mode / this row" is the cost of ms itself.

@@ -33,14 +33,6 @@ ms__service *msi_serving;
 static ms_failure_handler failure_handler;
 static void *failure_arg;
 
-int64_t
-msi_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Scratch space for a result the caller does not want (result == NULL). */
 typedef union scratch {
     max_align_t align;

@@ -49,6 +49,8 @@
 #include "codec.h"
 #include "httpc.h"
 #include "msi.h"
+#include "sha256.h"
+#include "statedir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1178,23 +1180,6 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
 
 /* ---- set-up: orchestrators, token, private msd, deployment ---------------------------- */
 
-static char *
-read_first_line(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    char buf[512];
-    char *s = NULL;
-    if (fgets(buf, sizeof buf, f)) {
-        buf[strcspn(buf, "\r\n \t")] = '\0';
-        if (buf[0])
-            s = strdup(buf);
-    }
-    fclose(f);
-    return s;
-}
-
 static void
 default_state_dir(char *out, size_t size)
 {
@@ -1307,7 +1292,7 @@ start_private_msd(msi_err *err)
     find_msd(msd, sizeof msd);
     snprintf(pid, sizeof pid, "%ld", (long)getpid());
     snprintf(logpath, sizeof logpath, "%s/msd.log", C.tmpdir);
-    snprintf(addrpath, sizeof addrpath, "%s/addr", C.tmpdir);
+    snprintf(addrpath, sizeof addrpath, "%s/" MSI_STATE_ADDR, C.tmpdir);
     char *argv[] = {msd,
                     (char *)"--listen",
                     (char *)"127.0.0.1:0",
@@ -1355,7 +1340,7 @@ start_private_msd(msi_err *err)
                             "msd program or MS_ORCHESTRATOR to a running one",
                             msd, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         }
-        char *addr = read_first_line(addrpath);
+        char *addr = msi_read_first_line(addrpath);
         if (addr && strchr(addr, ':')) {
             free(C.orch_buf);
             C.orch_buf = addr;
@@ -1389,7 +1374,7 @@ register_deployment(void)
     if (!providers || !C.exe[0] || !C.state[0])
         return;
     char sock[PATH_MAX + 16];
-    snprintf(sock, sizeof sock, "%s/msd.sock", C.state);
+    snprintf(sock, sizeof sock, "%s/" MSI_STATE_SOCK, C.state);
     struct stat sb;
     if (stat(sock, &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
         msi_log(3, "no msd unix socket at %s: not registering this program (msctl deploy)", sock);
@@ -1473,11 +1458,11 @@ msi_client_start(void)
         C.token = strdup(msi_token);
     } else if (C.state[0]) {
         char path[PATH_MAX + 16];
-        snprintf(path, sizeof path, "%s/call-token", C.state);
-        C.token = read_first_line(path);
+        snprintf(path, sizeof path, "%s/" MSI_STATE_CALL_TOKEN, C.state);
+        C.token = msi_read_first_line(path);
         if (!C.token) {
-            snprintf(path, sizeof path, "%s/token", C.state);
-            C.token = read_first_line(path);
+            snprintf(path, sizeof path, "%s/" MSI_STATE_TOKEN, C.state);
+            C.token = msi_read_first_line(path);
         }
     }
     C.started = 1;

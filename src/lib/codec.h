@@ -47,19 +47,6 @@ ms_status msi_encode_result(const ms__service *svc, const void *result, json_t *
 /* Decodes a {"result": value} object into *result (ignored for void). */
 ms_status msi_decode_result(const ms__service *svc, const json_t *obj, void *result, msi_err *err);
 
-/* Replaces, in place, every byte of s that is not part of valid UTF-8 with '?' (a
- * sequence cut short by truncation included), so that s can go into a JSON string. The
- * decoders' and msi_json_parse's messages are already scrubbed; use it on any message that
- * quotes request text (a URL, a header) before replying with it. Accepts NULL. */
-void msi_utf8_scrub(char *s);
-
-/* Maximum nesting depth of JSON accepted anywhere (arguments, API bodies). */
-#define MSI_JSON_MAX_DEPTH 64
-
-/* Parses text (len bytes) into JSON, refusing nesting deeper than MSI_JSON_MAX_DEPTH and
- * invalid UTF-8. NULL with err filled on failure. */
-json_t *msi_json_parse(const char *text, size_t len, msi_err *err);
-
 /* ---- The text lane (codec_text.c): C values to JSON text and back, without a tree ----
  *
  * The call path's encoders and decoders. Each handles the common cases and says "not
@@ -94,9 +81,6 @@ void msi_write_uint(void *v, unsigned size, uint64_t x);
 /* An optional '-' and one or more digits within UINT64_MAX: 0; -1 not that form; -2 too
  * big. */
 int msi_parse_decimal(const char *s, size_t len, int *neg, uint64_t *mag);
-/* Offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and
- * code points above U+10FFFF are invalid); len when all of s is valid. */
-size_t msi_utf8_invalid_at(const char *s, size_t len);
 /* Base64 (RFC 4648, with padding) of data into out, which has room for 4 * ceil(len / 3)
  * bytes. */
 void msi_b64_encode(const uint8_t *data, size_t len, char *out);

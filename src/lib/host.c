@@ -178,24 +178,6 @@ on_signal(int sig)
     errno = saved;
 }
 
-/* Reads a token file (first line, trimmed); NULL when unreadable or empty. */
-static char *
-read_token(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    char buf[256];
-    char *tok = NULL;
-    if (fgets(buf, sizeof buf, f)) {
-        buf[strcspn(buf, "\r\n \t")] = '\0';
-        if (buf[0])
-            tok = strdup(buf);
-    }
-    fclose(f);
-    return tok;
-}
-
 /* ---- call slots ----------------------------------------------------------------------- */
 
 /* Adds the time since the last change at the current level; mu held. */
@@ -1104,7 +1086,7 @@ msi_host_main(const char *service)
         msi_log(0, "cannot serve %s: MS_ADMIN_TOKEN_SHA256 is not 64 hex digits", serve);
         goto out;
     }
-    if (tokfile[0] && !(H.inst_token = read_token(tokfile))) {
+    if (tokfile[0] && !(H.inst_token = msi_read_first_line(tokfile))) {
         msi_log(0, "cannot serve %s: instance token file %s unreadable", serve, tokfile);
         goto out;
     }

@@ -22,7 +22,6 @@
 
 ms_mode msi_mode = MS_MODE_ZERO;
 int msi_initialized;
-int msi_log_level = 1;
 _Atomic int msi_shutting_down;
 char *msi_orchestrators;
 char *msi_token;
@@ -41,21 +40,6 @@ ms_mode
 ms_current_mode(void)
 {
     return msi_mode;
-}
-
-void
-msi_log(int level, const char *fmt, ...)
-{
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    if (level > msi_log_level)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "ms[%ld] %s: %s\n", (long)getpid(), names[level < 0 ? 0 : level > 3 ? 3 : level],
-            line);
 }
 
 static int
@@ -78,25 +62,6 @@ parse_log(const char *s)
         if (strcmp(s, names[i]) == 0)
             return i;
     return -1;
-}
-
-/* Reads a token file: first line, surrounding whitespace trimmed. NULL if unreadable. */
-static char *
-read_token_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char buf[256];
-    char *tok = NULL;
-    if (fgets(buf, sizeof buf, f)) {
-        size_t n = strcspn(buf, "\r\n \t");
-        buf[n] = '\0';
-        if (n)
-            tok = strdup(buf);
-    }
-    fclose(f);
-    return tok;
 }
 
 /* Takes "--ms-NAME=VALUE" out of argv; returns VALUE (pointer into argv) or NULL. */
@@ -171,7 +136,7 @@ ms_init(int *argc, char ***argv)
     if (tok && *tok)
         msi_token = strdup(tok);
     else if ((tok = getenv("MS_TOKEN_FILE")) && *tok)
-        msi_token = read_token_file(tok);
+        msi_token = msi_read_first_line(tok);
 
     msi_initialized = 1;
     st = msi_registry_check();

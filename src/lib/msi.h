@@ -1,5 +1,15 @@
 /*
- * msi.h: libms internals shared across its files (prefix msi_). Not installed.
+ * msi.h: libms internals shared across the files of src/lib (prefix msi_). Not installed.
+ *
+ * src/lib is the third layer, over src/net and src/base (docs/design.md, "Layers"). It owns
+ * what makes a C function a service: the registry, signatures, the codec, modes and
+ * settings, the call entry (ms__call), the caller side (client.c) and the instance host
+ * (host.c). This header includes base.h (errors, clock, log, buffers, JSON helpers), so a
+ * file of src/lib gets both; src/net and the programs (msd, msctl) include base.h and the
+ * net headers, never this one.
+ * Threading: the public API is thread-safe except where <ms/ms.h> says otherwise; the
+ * registry is guarded by one mutex, the call context is per thread (below), and the client
+ * and host state is described at the top of client.c and host.c.
  *
  * Design notes
  * - The registry (registry.c) is an intrusive list of ms__service descriptors, linked at
@@ -14,6 +24,8 @@
 #ifndef MSI_H
 #define MSI_H
 
+#include "base.h"
+
 #include <ms/ms.h>
 
 #include <pthread.h>
@@ -21,56 +33,10 @@
 #include <stdatomic.h>
 
 #define MSI_NAME_MAX 128 /* service names, including a namespace */
-#define MSI_ERR_MAX 512  /* detail messages */
-
-/* An error detail being built; functions that fail fill it and return a status. */
-typedef struct msi_err {
-    char msg[MSI_ERR_MAX];
-} msi_err;
-
-ms_status msi_errf(msi_err *err, ms_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Sets the calling thread's detail message (ms_last_error) and returns st. */
 ms_status msi_set_error(ms_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void msi_set_app_code(int code);
-/* The HTTP status that stands for st on the wire (MS_STATUS_LIST). */
-int msi_status_http(ms_status st);
-
-/* A growable byte buffer (buf.c), for text built on the call path and reused. */
-typedef struct msi_buf {
-    char *p;
-    size_t len, cap;
-} msi_buf;
-/* Makes room for `more` bytes after len, plus a NUL: 0, or -1 when out of memory. */
-int msi_buf_reserve(msi_buf *b, size_t more);
-/* Grows *buf (capacity *cap) to at least `need` bytes, doubling: 0, or -1 when out of
- * memory (*buf is then unchanged). For buffers that are not an msi_buf. */
-int msi_grow(char **buf, size_t *cap, size_t need);
-/* Appends n bytes: 0, or -1 when out of memory. */
-int msi_buf_put(msi_buf *b, const void *s, size_t n);
-/* Empties b, and frees its memory when it grew past `keep` bytes (so that one huge value
- * does not stay with a thread or a connection). */
-void msi_buf_reset(msi_buf *b, size_t keep);
-void msi_buf_free(msi_buf *b);
-/* Writes v in decimal at p (room for 20 digits, no NUL); returns the end. */
-char *msi_u64_text(char *p, uint64_t v);
-
-/* A buffer per thread (buf.c), behind a pthread key made on first use; the buffer is freed
- * when its thread exits. Define one per use with MSI_TBUF_INIT. */
-typedef struct msi_tbuf {
-    pthread_key_t key;
-    int ok; /* 1: key made; -1: could not be made */
-} msi_tbuf;
-#define MSI_TBUF_INIT                                                                              \
-    {                                                                                              \
-        0, 0                                                                                       \
-    }
-/* The calling thread's buffer, emptied (and freed first if it grew past `keep` bytes);
- * NULL when out of memory. */
-msi_buf *msi_tbuf_get(msi_tbuf *t, size_t keep);
-/* Frees the calling thread's buffer now (the main thread never runs key destructors). */
-void msi_tbuf_release(msi_tbuf *t);
 
 /* Run-time data of a service descriptor. */
 typedef struct msi_svc {
@@ -132,13 +98,9 @@ extern _Thread_local int64_t msi_next_timeout_ms;
 ms_status msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms,
                            const msi_trace *trace);
 
-int64_t msi_now_ms(void);
-
 /* Global state (init.c). */
 extern ms_mode msi_mode;
 extern int msi_initialized;
-extern int msi_log_level; /* 0 error, 1 warn, 2 info, 3 debug */
-void msi_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * Remote calls (client.c, local/docker modes). Encodes args, locates an instance through
@@ -165,10 +127,5 @@ extern _Atomic int msi_shutting_down;
 /* Settings from the environment and --ms-* options (init.c); NULL when unset. */
 extern char *msi_orchestrators; /* MS_ORCHESTRATOR: "host:port[,host:port...]" */
 extern char *msi_token;         /* call token read from MS_TOKEN or MS_TOKEN_FILE */
-
-/* SHA-256 (sha256.c; streaming API in sha256.h): of a buffer, of a file; 64 lowercase hex
- * digits. */
-void msi_sha256_hex_of(const void *data, size_t len, char hex[65]);
-ms_status msi_sha256_file(const char *path, char hex[65], msi_err *err);
 
 #endif /* MSI_H */

@@ -40,19 +40,6 @@ ms_status_name(ms_status st)
     return "MS_E?";
 }
 
-int
-msi_status_http(ms_status st)
-{
-    switch (st) {
-#define X(name, num, http, text)                                                               \
-    case name:                                                                                 \
-        return http;
-        MS_STATUS_LIST(X)
-#undef X
-    }
-    return 500;
-}
-
 const char *
 ms_last_error(void)
 {
@@ -80,17 +67,5 @@ msi_set_error(ms_status st, const char *fmt, ...)
     va_end(ap);
     if (st != MS_EAPP)
         last_app_code = 0;
-    return st;
-}
-
-ms_status
-msi_errf(msi_err *err, ms_status st, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
     return st;
 }

@@ -12,6 +12,7 @@
  *   through the socket, where msd trusts its own uid.
  */
 #include "msctl.h"
+#include "statedir.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,24 +28,6 @@ int
 msctl_is_help(const char *a)
 {
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
-}
-
-static char *
-read_first_line(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char buf[512];
-    char *out = NULL;
-    if (fgets(buf, sizeof buf, f)) {
-        size_t n = strcspn(buf, "\r\n \t");
-        buf[n] = '\0';
-        if (n)
-            out = strdup(buf);
-    }
-    fclose(f);
-    return out;
 }
 
 static int
@@ -126,34 +109,35 @@ msctl_resolve(msctl *c)
         if (o && *o) {
             c->orchestrators = strdup(o);
             c->explicit_orch = 1;
-        } else if (c->state_dir && snprintf(path, sizeof path, "%s/addr", c->state_dir) > 0 &&
-                   (c->orchestrators = read_first_line(path))) {
+        } else if (c->state_dir &&
+                   snprintf(path, sizeof path, "%s/" MSI_STATE_ADDR, c->state_dir) > 0 &&
+                   (c->orchestrators = msi_read_first_line(path))) {
             /* the address msd wrote */
         } else {
             c->orchestrators = strdup(DEFAULT_ORCH);
         }
     }
     if (c->token_file) {
-        c->admin_token = read_first_line(c->token_file);
+        c->admin_token = msi_read_first_line(c->token_file);
         if (!c->admin_token)
             fprintf(stderr, "msctl: warning: cannot read token file %s: %s\n", c->token_file,
                     strerror(errno));
     } else if (getenv("MS_TOKEN") && *getenv("MS_TOKEN")) {
         c->admin_token = strdup(getenv("MS_TOKEN"));
     } else if (getenv("MS_TOKEN_FILE") && *getenv("MS_TOKEN_FILE")) {
-        c->admin_token = read_first_line(getenv("MS_TOKEN_FILE"));
+        c->admin_token = msi_read_first_line(getenv("MS_TOKEN_FILE"));
     }
     if (!c->admin_token && c->state_dir) {
-        snprintf(path, sizeof path, "%s/token", c->state_dir);
-        c->admin_token = read_first_line(path);
+        snprintf(path, sizeof path, "%s/" MSI_STATE_TOKEN, c->state_dir);
+        c->admin_token = msi_read_first_line(path);
         if (!c->admin_token) {
-            snprintf(path, sizeof path, "%s/call-token", c->state_dir);
-            c->admin_token = read_first_line(path);
+            snprintf(path, sizeof path, "%s/" MSI_STATE_CALL_TOKEN, c->state_dir);
+            c->admin_token = msi_read_first_line(path);
         }
     }
     if (c->state_dir) {
-        snprintf(path, sizeof path, "%s/call-token", c->state_dir);
-        c->call_token = read_first_line(path);
+        snprintf(path, sizeof path, "%s/" MSI_STATE_CALL_TOKEN, c->state_dir);
+        c->call_token = msi_read_first_line(path);
     }
     if (!c->call_token && c->admin_token)
         c->call_token = strdup(c->admin_token);
@@ -234,7 +218,8 @@ msctl_request(msctl *c, const char *method, const char *path, json_t *body,
     char sock[4096];
     const char *unix_path = NULL;
     if (!c->admin_token && !c->explicit_orch && c->state_dir &&
-        snprintf(sock, sizeof sock, "%s/msd.sock", c->state_dir) > 0 && access(sock, F_OK) == 0)
+        snprintf(sock, sizeof sock, "%s/" MSI_STATE_SOCK, c->state_dir) > 0 &&
+        access(sock, F_OK) == 0)
         unix_path = sock;
 
     char *list = strdup(c->orchestrators ? c->orchestrators : DEFAULT_ORCH);

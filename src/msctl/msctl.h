@@ -1,6 +1,10 @@
 /*
  * msctl.h: the helper layer msctl's subcommands share (as curl's tool_*.c share theirs).
  *
+ * src/msctl is a program, the top layer (docs/design.md, "Layers"): it uses src/base,
+ * src/net (the HTTP client) and the public API of libms, never src/lib's private headers.
+ * Threading: one thread; a command runs its requests one after another.
+ *
  * Design notes
  * - msctl uses only msd's HTTP API (docs/protocol.md) and the instances' call endpoint,
  *   through libms's HTTP client (httpc.h). One file per subcommand (cmd_*.c), each with
@@ -16,9 +20,8 @@
 #ifndef MSCTL_H
 #define MSCTL_H
 
-#include "codec.h"
+#include "base.h"
 #include "httpc.h"
-#include "msi.h"
 
 #include <stdio.h>
 

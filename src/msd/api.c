@@ -20,6 +20,7 @@
  *   (http.h), so a waiting lookup holds up nobody else.
  */
 #include "http.h"
+#include "statedir.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -297,7 +298,7 @@ locate(msd *m, msi_http_req *r, const char *name)
         msi_http_reply_error(r, MS_EBADARGS, "Ms-Deadline-Ms must be an integer in [0, 3600000]");
         return;
     }
-    int64_t deadline = msd_mono_ms() + wait_ms;
+    int64_t deadline = msi_now_ms() + wait_ms;
 
     pthread_mutex_lock(&m->mu);
     m->n_locates++;
@@ -331,7 +332,7 @@ locate(msd *m, msi_http_req *r, const char *name)
                     "%s: crash loop: its instances keep dying at start, and the next start, "
                     "in %lld ms, is past this lookup's deadline; see msctl events and the "
                     "instance logs in the state directory",
-                    name, (long long)(next - msd_mono_ms()));
+                    name, (long long)(next - msi_now_ms()));
         else if (crashloop)
             msd_fmt(msg, sizeof msg,
                     "%s: crash loop: its instances keep dying at start; see "
@@ -390,7 +391,7 @@ failures(msd *m, msi_http_req *r, const char *name)
         msd_probe_soon(m, in);
         /* Visible in msctl events, but at most one event per instance a second: a dying
          * instance is reported by every caller that had it. */
-        int64_t now = msd_mono_ms();
+        int64_t now = msi_now_ms();
         if (!in->report_mono || now - in->report_mono >= 1000) {
             char text[REPORT_TEXT_MAX];
             clean_text(text, sizeof text, reason && *reason ? reason : "no reason given");
@@ -630,7 +631,7 @@ heartbeat(msd *m, msi_http_req *r, const char *id)
                                 "instance %s epoch %lld is not one this msd runs: exit", id, epoch);
         return;
     }
-    in->hb_mono = msd_mono_ms();
+    in->hb_mono = msi_now_ms();
     in->busy = busy;
     in->cpu = cpu;
     in->inflight = inflight;
@@ -795,7 +796,7 @@ msd_api_start(msd *m, msd_api **out)
         free(a);
         return -EINVAL;
     }
-    msd_fmt(addrfile, sizeof addrfile, "%s/addr", m->cfg.state_dir);
+    msd_fmt(addrfile, sizeof addrfile, "%s/" MSI_STATE_ADDR, m->cfg.state_dir);
     ms_status st = MS_EIO;
     if (port == 0) {
         /* Port 0: the port of the previous run if it is free, so that instances it left
@@ -836,7 +837,7 @@ msd_api_start(msd *m, msd_api **out)
 
     msi_http_config ucfg = MSI_HTTP_CONFIG_INIT;
     char sock[4096];
-    msd_fmt(sock, sizeof sock, "%s/msd.sock", m->cfg.state_dir);
+    msd_fmt(sock, sizeof sock, "%s/" MSI_STATE_SOCK, m->cfg.state_dir);
     ucfg.unix_path = sock;
     ucfg.routes = routes;
     ucfg.nroutes = sizeof routes / sizeof *routes;

@@ -307,7 +307,7 @@ record(msd *m, msd_deployment *d, int *created)
             continue;
         }
         msd_service_apply_options(svc);
-        svc->last_locate_mono = msd_mono_ms();
+        svc->last_locate_mono = msi_now_ms();
         msd_service **tail = &m->services;
         while (*tail)
             tail = &(*tail)->next;

@@ -17,6 +17,8 @@
  * - Exit codes: 0 after a clean stop, 1 when start-up fails, 2 for bad usage.
  */
 #include "runner.h"
+#include "sha256.h"
+#include "statedir.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -336,7 +338,7 @@ prepare_state(msd *m, int *lock_fd)
     struct {
         const char *file;
         char *dst;
-    } toks[] = {{"token", m->admin_token}, {"call-token", m->call_token}};
+    } toks[] = {{MSI_STATE_TOKEN, m->admin_token}, {MSI_STATE_CALL_TOKEN, m->call_token}};
     for (size_t i = 0; i < 2; i++) {
         char p[4096];
         msd_fmt(p, sizeof p, "%s/%s", dir, toks[i].file);
@@ -517,7 +519,7 @@ out:
     msd_api_stop(api);
     if (rc == 0) {
         char p[4096];
-        msd_fmt(p, sizeof p, "%s/addr", m.cfg.state_dir);
+        msd_fmt(p, sizeof p, "%s/" MSI_STATE_ADDR, m.cfg.state_dir);
         unlink(p);
     }
     if (m.runner)

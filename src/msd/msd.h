@@ -1,12 +1,15 @@
 /*
  * msd.h: the orchestrator's model and the functions its files share (prefix msd_).
  *
+ * src/msd is a program, the top layer (docs/design.md, "Layers"): it uses src/base,
+ * src/net (the HTTP server) and the public API of libms, never src/lib's private headers.
+ *
  * Design notes
  * - The model (deployments, services, instances) lives in memory, guarded by one mutex,
  *   msd.mu. The store (store.h) is a write-through copy of it: every change is written
  *   while the mutex is held, so that the database never runs ahead of or behind memory by
  *   more than the change being made. On start the model is loaded back from the store.
- * - Threads: the HTTP server's connection threads (src/lib/http.c, one per connection) run
+ * - Threads: the HTTP server's connection threads (src/net/http.c, one per connection) run
  *   the API handlers (api.c); one thread runs the reconcile loop (reconcile.c). Handlers
  *   change desired state only (desired counts, deployments, failure reports, heartbeat
  *   data) and wake the loop; the loop alone spawns, probes, kills and moves instances
@@ -30,7 +33,7 @@
 #include <sys/types.h>
 
 #include "autoscale.h"
-#include "codec.h"
+#include "base.h"
 
 #define MSD_VERSION MS_VERSION_STRING
 #define MSD_NAME_MAX 128
@@ -220,7 +223,6 @@ typedef struct msd {
 /* ------------------------------------------------------------------------------------------
  * util.c
  * ---------------------------------------------------------------------------------------- */
-int64_t msd_mono_ms(void);
 int64_t msd_wall_ms(void);
 void msd_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern int msd_verbose;

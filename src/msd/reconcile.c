@@ -68,6 +68,7 @@
  * timeout to the nearest timer (probe, deadline, restart, demand sample).
  */
 #include "runner.h"
+#include "statedir.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -296,7 +297,7 @@ spawn_instance(msd *m, msd_instance *in, int64_t now)
     msd_fmt(e_id, sizeof e_id, "MS_INSTANCE_ID=%s", in->id);
     msd_fmt(e_epoch, sizeof e_epoch, "MS_INSTANCE_EPOCH=%lld", (long long)in->epoch);
     msd_fmt(e_itok, sizeof e_itok, "MS_INSTANCE_TOKEN_FILE=%s", path);
-    msd_fmt(e_tok, sizeof e_tok, "MS_TOKEN_FILE=%s/call-token", m->cfg.state_dir);
+    msd_fmt(e_tok, sizeof e_tok, "MS_TOKEN_FILE=%s/" MSI_STATE_CALL_TOKEN, m->cfg.state_dir);
     msd_fmt(e_orch, sizeof e_orch, "MS_ORCHESTRATOR=%s", m->addr);
     /* The admin token's hash, not the token: it lets the instance recognise the token, and is
      * no credential itself, so it may travel in the environment. */
@@ -574,7 +575,7 @@ msd_probe_soon(msd *m, msd_instance *in)
         return;
     /* At once, but not more than 10 times a second however many reports arrive. */
     int64_t at = in->probe_start_mono + 100;
-    int64_t now = msd_mono_ms();
+    int64_t now = msi_now_ms();
     if (at < now)
         at = now;
     if (at < in->next_probe_mono) {
@@ -595,7 +596,7 @@ msd_set_desired(msd *m, msd_service *svc, int n, const char *why)
     msd_emit(m, "scale", svc->name, NULL, "desired %d -> %d (%s), build %.12s", svc->desired, n,
              why, svc->build);
     svc->desired = n;
-    svc->scaled_mono = msd_mono_ms();
+    svc->scaled_mono = msi_now_ms();
     msd_save_service(m, svc);
     msd_wake(m);
 }
@@ -609,7 +610,7 @@ msd_set_pinned(msd *m, msd_service *svc, int pinned, const char *why)
     svc->pinned = pinned;
     svc->as_hold = MSD_AS_H_NONE;
     if (!pinned)
-        svc->scaled_mono = msd_mono_ms(); /* handing over counts as a change */
+        svc->scaled_mono = msi_now_ms(); /* handing over counts as a change */
     if (pinned)
         msd_emit(m, "autoscale", svc->name, NULL,
                  "pinned at %d (%s): the autoscaler leaves it alone until it is scaled to "
@@ -922,7 +923,7 @@ msd_select_instances(msd *m, msd_service *svc)
 ms_status
 msd_wait_ready(msd *m, msd_service *svc, int64_t deadline_mono)
 {
-    svc->last_locate_mono = msd_mono_ms();
+    svc->last_locate_mono = msi_now_ms();
     if (!svc->deleted && svc->desired < 1) {
         int n = svc->min_instances > 1 ? svc->min_instances : 1;
         msd_set_desired(m, svc, n, "lookup");
@@ -934,7 +935,7 @@ msd_wait_ready(msd *m, msd_service *svc, int64_t deadline_mono)
             return MS_EUNAVAILABLE;
         if (svc->deleted)
             return MS_ENOTFOUND;
-        int64_t now = msd_mono_ms();
+        int64_t now = msi_now_ms();
         if (now >= deadline_mono)
             return MS_ETIMEDOUT;
         /* Only a crash loop with nothing that can be ready in time is answered at once: a
@@ -1115,7 +1116,7 @@ loop(void *arg)
 
     pthread_mutex_lock(&m->mu);
     for (;;) {
-        int64_t now = msd_mono_ms();
+        int64_t now = msi_now_ms();
         if (rc->stop && (!rc->drain || !has_processes(m) || now >= rc->stop_deadline_mono))
             break;
         int64_t next = step(m, rc, now);
@@ -1139,7 +1140,7 @@ loop(void *arg)
                 if (in->proc.exit_fd >= 0 && !in->proc.exited)
                     wfds[n++] = (struct curl_waitfd){in->proc.exit_fd, CURL_WAIT_POLLIN, 0};
         }
-        now = msd_mono_ms();
+        now = msi_now_ms();
         int64_t wait = next - now;
         if (wait < 0)
             wait = 0;
@@ -1169,7 +1170,7 @@ loop(void *arg)
         curl_multi_perform(rc->multi, &running);
         CURLMsg *msg;
         int left;
-        now = msd_mono_ms();
+        now = msi_now_ms();
         while ((msg = curl_multi_info_read(rc->multi, &left))) {
             if (msg->msg != CURLMSG_DONE)
                 continue;
@@ -1238,7 +1239,7 @@ msd_reconcile_start(msd *m)
     }
     pthread_mutex_lock(&m->mu);
     m->rec = rc;
-    int64_t now = msd_mono_ms();
+    int64_t now = msi_now_ms();
     for (msd_service *svc = m->services; svc; svc = svc->next) {
         svc->last_locate_mono = now;
         svc->scaled_mono = now; /* no scale-down before a stabilisation period of data */
@@ -1275,8 +1276,8 @@ msd_reconcile_stop(msd *m, int drain)
         for (msd_service *svc = m->services; svc; svc = svc->next)
             if (svc->timeout_ms > longest)
                 longest = svc->timeout_ms;
-        rc->stop_deadline_mono = msd_mono_ms() + min64(longest + 1000, m->cfg.grace_max_ms) +
-                                 m->cfg.term_grace_ms + 2000;
+        rc->stop_deadline_mono =
+            msi_now_ms() + min64(longest + 1000, m->cfg.grace_max_ms) + m->cfg.term_grace_ms + 2000;
     }
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->mu);

@@ -522,10 +522,10 @@ msd_run_describe(const char *exe, const char *argv0, int timeout_ms, size_t out_
     close(errp[1]);
     errp[1] = -1;
 
-    int64_t deadline = msd_mono_ms() + timeout_ms;
+    int64_t deadline = msi_now_ms() + timeout_ms;
     int open_out = 1, open_err = 1, timed_out = 0, too_big = 0;
     while (open_out || open_err) {
-        int64_t left = deadline - msd_mono_ms();
+        int64_t left = deadline - msi_now_ms();
         if (left <= 0) {
             timed_out = 1;
             break;
@@ -578,7 +578,7 @@ msd_run_describe(const char *exe, const char *argv0, int timeout_ms, size_t out_
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid || (w < 0 && errno != EINTR))
             break;
-        if (msd_mono_ms() > deadline) {
+        if (msi_now_ms() > deadline) {
             if (!timed_out)
                 timed_out = 1;
             kill(-pid, SIGKILL);

@@ -121,7 +121,7 @@ msd_services_json(msd *m, const char *only_name)
     json_t *list = json_array();
     if (!list)
         return NULL;
-    int64_t now = msd_mono_ms();
+    int64_t now = msi_now_ms();
     for (msd_service *svc = m->services; svc; svc = svc->next) {
         if (svc->deleted || (only_name && strcmp(only_name, svc->name) != 0))
             continue;
@@ -247,7 +247,7 @@ char *
 msd_dashboard_html(msd *m, size_t *len)
 {
     buf b = {0};
-    int64_t now = msd_mono_ms();
+    int64_t now = msi_now_ms();
     bprintf(&b, "%s", page_head);
     bprintf(&b, "<h1>msd</h1><div class=\"sub\">version %s &middot; listening on <code>",
             MSD_VERSION);

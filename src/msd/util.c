@@ -23,14 +23,6 @@
 int msd_verbose;
 
 int64_t
-msd_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
 msd_wall_ms(void)
 {
     struct timespec ts;

@@ -1,5 +1,5 @@
 /*
- * fuzz_http_parse.c: the HTTP server's request parser (src/lib/http_parse.c), as pure
+ * fuzz_http_parse.c: the HTTP server's request parser (src/net/http_parse.c), as pure
  * functions: msi_http_parse_head, msi_http_dechunk and msi_http_unescape.
  *
  * Input: byte 0 picks the settings, the rest is the bytes a client sent:

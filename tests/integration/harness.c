@@ -5,6 +5,7 @@
 
 #include "httpc.h"
 #include "msi.h"
+#include "statedir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -334,18 +335,17 @@ h_msctl(h_msd *m, char **out, char **err, int timeout_ms, const char *const *arg
  * msd.
  * ---------------------------------------------------------------------------------------- */
 
+/* The first line of a state file (msi_read_first_line) into buf: 0, or -1 when unreadable,
+ * empty or too long. */
 static int
 read_line(const char *path, char *buf, size_t len)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    int ok = fgets(buf, (int)len, f) != NULL;
-    fclose(f);
-    if (!ok)
-        return -1;
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return buf[0] ? 0 : -1;
+    char *s = msi_read_first_line(path);
+    int ok = s && strlen(s) < len;
+    if (ok)
+        memcpy(buf, s, strlen(s) + 1);
+    free(s);
+    return ok ? 0 : -1;
 }
 
 static void
@@ -415,9 +415,9 @@ spawn_msd(h_msd *m)
             if (h_http(m, "GET", "/v1/health", NULL, NULL, 0, NULL, &r) == 0 && r.status == 200) {
                 h_resp_free(&r);
                 char p[300];
-                snprintf(p, sizeof p, "%s/token", m->state);
+                snprintf(p, sizeof p, "%s/" MSI_STATE_TOKEN, m->state);
                 read_line(p, m->admin, sizeof m->admin);
-                snprintf(p, sizeof p, "%s/call-token", m->state);
+                snprintf(p, sizeof p, "%s/" MSI_STATE_CALL_TOKEN, m->state);
                 read_line(p, m->call, sizeof m->call);
                 return 0;
             }

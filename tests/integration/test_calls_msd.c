@@ -15,6 +15,7 @@
  *   exactly one instance misbehave, whichever it is; a log file records executions.
  * - Tests run in order and share msd and the client; each uses services of its own.
  */
+#include "sha256.h"
 #include "harness.h"
 #include "msi.h"
 

@@ -15,6 +15,7 @@
  * recorded, and is killed and reaped by the teardown of its test, also when an assertion
  * failed.
  */
+#include "sha256.h"
 #include "codec.h"
 #include "http.h"
 #include "httpc.h"

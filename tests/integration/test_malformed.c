@@ -12,7 +12,7 @@
  *   battery: requests=N 4xx=N closed=N 5xx=N crashes=0
  *
  * Documented 5xx, counted in 5xx and allowed for their case only: 505 from the server
- * (src/lib/http.c) for an HTTP version it does not speak (RFC 9110 section 15.6.6), 501 for
+ * (src/net/http.c) for an HTTP version it does not speak (RFC 9110 section 15.6.6), 501 for
  * a transfer coding other than chunked (RFC 9112 section 6.1), and the instance's 504
  * for a call whose deadline (Ms-Deadline-Ms: INT64_MIN) has already passed (DESIGN section
  * 3). An error answer with a JSON body must be {"error":{"code","message"}}; the ones that

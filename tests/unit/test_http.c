@@ -12,6 +12,7 @@
  *   quiesce, stop with connections open, stop while a handler runs.
  * Every wait polls for its outcome with a bound; nothing sleeps to wait for readiness.
  */
+#include "sha256.h"
 #include "http.h"
 #include "httpc.h"
 #include "codec.h"

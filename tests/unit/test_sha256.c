@@ -1,6 +1,6 @@
 /*
- * test_sha256.c: the SHA-256 of build identities (src/lib/sha256.c) against the FIPS 180-4 examples and
- * a million 'a's, fed in one piece and in awkward pieces.
+ * test_sha256.c: the SHA-256 of build identities (src/base/sha256.c) against the FIPS 180-4
+ * examples and a million 'a's, fed in one piece and in awkward pieces.
  */
 #include "sha256.h"
 #include "msi.h"

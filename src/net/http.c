@@ -65,7 +65,7 @@
  * --> every connection thread gone --> freed.
  */
 #include "http.h"
-#include "codec.h"
+#include "sha256.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,6 +73,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

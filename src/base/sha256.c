@@ -9,7 +9,6 @@
  *   reads through a cast pointer.
  */
 #include "sha256.h"
-#include "msi.h"
 
 #include <errno.h>
 #include <fcntl.h>

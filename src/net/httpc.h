@@ -1,6 +1,6 @@
 /*
  * httpc.h: a small HTTP/1.1 client for libms (client, heartbeats) and msctl, over plain
- * sockets (TCP or a unix socket). Not installed.
+ * sockets (TCP or a unix socket). Part of src/net (see http.h). Not installed.
  *
  * Design notes
  * - Threading: every thread has its own client, created on its first request and kept
@@ -30,7 +30,7 @@
 #ifndef MSI_HTTPC_H
 #define MSI_HTTPC_H
 
-#include "msi.h"
+#include "base.h"
 
 #include <stddef.h>
 #include <stdint.h>

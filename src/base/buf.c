@@ -1,8 +1,8 @@
 /*
- * buf.c: the growable buffer of msi.h, and decimal formatting without printf (the call path
+ * buf.c: the growable buffer of base.h, and decimal formatting without printf (the call path
  * formats a few numbers per call; snprintf costs about a thousand instructions each).
  */
-#include "msi.h"
+#include "base.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -47,7 +47,6 @@
  * server is about to close is not picked.
  */
 #include "httpc.h"
-#include "codec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +56,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

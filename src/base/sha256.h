@@ -9,6 +9,8 @@
 #ifndef MSI_SHA256_H
 #define MSI_SHA256_H
 
+#include "base.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,5 +27,9 @@ void msi_sha256_update(msi_sha256 *c, const void *data, size_t len);
 void msi_sha256_final(msi_sha256 *c, uint8_t out[32]);
 /* The digest as 64 lowercase hex digits and a NUL. */
 void msi_sha256_hex(const uint8_t digest[32], char hex[65]);
+
+/* Of a buffer, of a file: 64 lowercase hex digits. */
+void msi_sha256_hex_of(const void *data, size_t len, char hex[65]);
+ms_status msi_sha256_file(const char *path, char hex[65], msi_err *err);
 
 #endif /* MSI_SHA256_H */

@@ -1,6 +1,12 @@
 /*
+ * src/net: the second layer, over src/base only (docs/design.md, "Layers"). It owns HTTP/1.1:
+ * the request parser (http_parse.c, pure and fuzzed), the server (http.c) and the client
+ * (httpc.c, httpc.h). It knows nothing of services, calls or msd: the library (src/lib) and
+ * msd build on it. Threading: the server's threads are its own (below); the client keeps
+ * one state per thread and takes no lock on the request path (httpc.h).
+ *
  * http.h: a small HTTP/1.1 server of our own over plain sockets, shared by the instance host
- * (host.c) and msd. Not installed. The server is http.c; its request parser is
+ * (src/lib/host.c) and msd. Not installed. The server is http.c; its request parser is
  * http_parse.c (pure functions over a byte buffer, declared at the end of this file so that
  * unit tests and the fuzzer reach them).
  *
@@ -42,7 +48,7 @@
 #ifndef MSI_HTTP_H
 #define MSI_HTTP_H
 
-#include "msi.h"
+#include "base.h"
 
 #include <stddef.h>
 #include <stdint.h>

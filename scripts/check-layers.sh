@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# check-layers.sh [SOURCE_DIR]: fails when a file of src/ includes ("...") a header of a layer
+# above its own (docs/design.md, "Layers"). Layers, lowest first:
+#   base (src/base) < net (src/net) < lib (src/lib) < apps (src/msd, src/msctl)
+# A file may include headers of its own folder and of the layers below it; the two apps may
+# not include each other's headers. A header name must be found in exactly one folder
+# (else which one the compiler takes depends on the -I order) and must exist. tests/,
+# bench/ and examples/ may include anything and are not checked. <...> includes (the
+# public <ms/ms.h>, system headers) are not checked either.
+# Registered in ctest as check_layers (tests/CMakeLists.txt), so it runs in `make test`.
+set -u
+root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+cd "$root" || exit 2
+
+# folder -> rank
+declare -A rank=([src/base]=0 [src/net]=1 [src/lib]=2 [src/msd]=3 [src/msctl]=3)
+folders=(src/base src/net src/lib src/msd src/msctl)
+
+folder_of() { # the layer folder a path lies in (src/lib/x/y.c -> src/lib), or ""
+    local f
+    for f in "${folders[@]}"; do
+        case $1 in "$f"/*) echo "$f"; return ;; esac
+    done
+}
+
+bad=0
+checked=0
+while IFS= read -r file; do
+    own=$(folder_of "$file")
+    [ -n "$own" ] || continue
+    dir=$(dirname "$file")
+    while IFS= read -r line; do
+        lineno=${line%%:*}
+        inc=${line#*\"}
+        inc=${inc%%\"*}
+        checked=$((checked + 1))
+        if [ -f "$dir/$inc" ]; then
+            where=$(folder_of "$dir/$inc")
+        else
+            found=()
+            for f in "${folders[@]}"; do
+                [ -f "$f/$inc" ] && found+=("$f")
+            done
+            if [ ${#found[@]} -eq 0 ]; then
+                echo "$file:$lineno: \"$inc\" is in no layer folder (${folders[*]})"
+                bad=1
+                continue
+            fi
+            if [ ${#found[@]} -gt 1 ]; then
+                echo "$file:$lineno: \"$inc\" is in several folders (${found[*]}): rename one"
+                bad=1
+                continue
+            fi
+            where=${found[0]}
+        fi
+        if [ "${rank[$where]}" -gt "${rank[$own]}" ] ||
+            { [ "${rank[$where]}" -eq "${rank[$own]}" ] && [ "$where" != "$own" ]; }; then
+            echo "$file:$lineno: includes \"$inc\" from $where, a layer above or beside $own"
+            bad=1
+        fi
+    done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file")
+done < <(find "${folders[@]}" -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null | sort)
+
+if [ "$bad" -ne 0 ]; then
+    echo "check-layers: FAILED (layers, lowest first: base < net < lib < msd, msctl)"
+    exit 1
+fi
+echo "check-layers: ok ($checked includes checked)"
