@@ -20,6 +20,7 @@
 #include "httpc.h"
 #include "msi.h"
 
+#include <jansson.h>
 #include <stdio.h>
 
 enum { MSCTL_OK = 0, MSCTL_EFAIL = 1, MSCTL_EUSAGE = 2, MSCTL_EUNREACHABLE = 3 };

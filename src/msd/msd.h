@@ -24,6 +24,7 @@
 
 #include <ms/ms.h>
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>

@@ -20,6 +20,7 @@
 #include "httpc.h"
 #include "msi.h"
 
+#include <jansson.h>
 #include <ms/ms.h>
 
 #include <arpa/inet.h>
