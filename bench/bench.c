@@ -524,3 +524,68 @@ bench_connect_loopback(const char *target, char *err, size_t errlen)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
+
+/* ------------------------------------------------------------------------------------------
+ * A transport program's main.
+ * ---------------------------------------------------------------------------------------- */
+static int
+program_usage(const bench_program *p)
+{
+    fprintf(stderr,
+            "usage: %s server --port-file F [--max-seconds S]%s%s\n"
+            "       %s client --target HOST:PORT [--latency|--throughput] [bench options]\n",
+            p->name, p->server_usage ? " " : "", p->server_usage ? p->server_usage : "", p->name);
+    return 2;
+}
+
+static int
+server_main(int argc, char **argv, const bench_program *p)
+{
+    bench_server s = {NULL, -1, 0};
+    double max_s = 900;
+    for (int i = 2; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int took = 0;
+        if (!v)
+            return program_usage(p);
+        if (strcmp(a, "--port-file") == 0)
+            s.port_file = v;
+        else if (strcmp(a, "--max-seconds") == 0) {
+            if (parse_double(a, v, 0, 1e6, &max_s) != 0)
+                return 2;
+        } else if (!p->server_opt || (took = p->server_opt(a, v)) == 0) {
+            fprintf(stderr, "%s server: unknown option %s\n", p->name, a);
+            return program_usage(p);
+        } else if (took < 0) {
+            fprintf(stderr, "%s server: bad value for %s: '%s'\n", p->name, a, v);
+            return program_usage(p);
+        }
+    }
+    if (!s.port_file) {
+        fprintf(stderr, "%s server: --port-file is required\n", p->name);
+        return program_usage(p);
+    }
+    bench_server_lifetime(max_s);
+    if (!p->own_listener && (s.fd = bench_listen_loopback(128, &s.port)) < 0)
+        return 1;
+    return p->serve(&s);
+}
+
+int
+bench_main(int argc, char **argv, const bench_program *p)
+{
+    if (argc >= 2 && strcmp(argv[1], "server") == 0)
+        return server_main(argc, argv, p);
+    if (argc >= 2 && strcmp(argv[1], "client") == 0) {
+        bench_opts o;
+        bench_opts_init(&o);
+        o.label = p->label;
+        if (bench_parse_opts(argc, argv, 2, &o, NULL, NULL) != 0)
+            return 2;
+        int rc = bench_run_client(p->ops, &o);
+        if (p->client_done)
+            p->client_done();
+        return rc;
+    }
+    return program_usage(p);
+}

@@ -79,6 +79,39 @@ int bench_parse_opts(int argc, char **argv, int first, bench_opts *o,
 int bench_run_client(const bench_ops *ops, const bench_opts *o);
 
 /* ------------------------------------------------------------------------------------------
+ * A transport program: `NAME server --port-file F [--max-seconds S] [its own options]` and
+ * `NAME client --target HOST:PORT [--latency|--throughput] [bench options]` (the command
+ * lines scripts/bench.sh uses). bench_main parses both, sets the server's lifetime
+ * (bench_server_lifetime, default 900 s) and, unless the program listens itself, opens its
+ * listening socket; the program states only its server, its client ops and its options.
+ * ---------------------------------------------------------------------------------------- */
+typedef struct bench_server {
+    const char *port_file; /* where to write the port once serving (bench_write_port_file) */
+    int fd;                /* listening on 127.0.0.1 (backlog 128); -1 with own_listener */
+    int port;              /* fd's port; 0 with own_listener */
+} bench_server;
+
+typedef struct bench_program {
+    const char *name;     /* "bench_tcp": in messages */
+    const char *label;    /* the client's default --label */
+    const bench_ops *ops; /* the client */
+    /* Starts the server, writes the port file once it answers, serves until the process is
+     * stopped (SIGTERM or the lifetime alarm). Returns an exit status only on failure. */
+    int (*serve)(const bench_server *s);
+    int own_listener; /* 1: serve() binds its own socket (s->fd is -1) */
+    /* Optional: a server option of the program's own (each takes a value). Returns 1 if it
+     * took it, 0 if the option is not its own, -1 if the value is bad. */
+    int (*server_opt)(const char *opt, const char *val);
+    const char *server_usage; /* its own server options, for the usage line; or NULL */
+    /* Optional: called on the client's thread after its run (bench_mst releases its
+     * thread's connection). */
+    void (*client_done)(void);
+} bench_program;
+
+/* main() of a transport program. Returns the exit status: 2 on bad usage. */
+int bench_main(int argc, char **argv, const bench_program *p);
+
+/* ------------------------------------------------------------------------------------------
  * Helpers for the programs.
  * ---------------------------------------------------------------------------------------- */
 int64_t bench_now_ns(void);

@@ -88,48 +88,42 @@ on_completed(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_RequestTe
     *ctx = NULL;
 }
 
+static const char *mhd_mode = "tpc"; /* --mhd */
+
 static int
-server_main(int argc, char **argv)
+http_server_opt(const char *opt, const char *val)
 {
-    const char *port_file = NULL, *mode = "tpc";
-    double max_s = 900;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port-file") == 0)
-            port_file = argv[i + 1];
-        else if (strcmp(argv[i], "--mhd") == 0)
-            mode = argv[i + 1];
-        else if (strcmp(argv[i], "--max-seconds") == 0)
-            max_s = atof(argv[i + 1]);
-    }
-    if (!port_file || (strcmp(mode, "tpc") != 0 && strcmp(mode, "epoll") != 0)) {
-        fprintf(stderr, "bench_http server: --port-file F [--mhd tpc|epoll]\n");
-        return 2;
-    }
-    bench_server_lifetime(max_s);
-    int port;
-    int fd = bench_listen_loopback(128, &port);
-    if (fd < 0)
-        return 1;
+    if (strcmp(opt, "--mhd") != 0)
+        return 0;
+    if (strcmp(val, "tpc") != 0 && strcmp(val, "epoll") != 0)
+        return -1;
+    mhd_mode = val;
+    return 1;
+}
+
+static int
+http_serve(const bench_server *s)
+{
     struct MHD_Daemon *d;
-    if (strcmp(mode, "tpc") == 0) {
+    if (strcmp(mhd_mode, "tpc") == 0) {
         d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
                                  MHD_USE_ITC | MHD_USE_ERROR_LOG,
                              0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET,
-                             (MHD_socket)fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                             (MHD_socket)s->fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     } else {
         long np = sysconf(_SC_NPROCESSORS_ONLN);
         d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
-                             NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(np > 0 ? np : 1),
-                             MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_NOTIFY_COMPLETED,
-                             on_completed, NULL, MHD_OPTION_END);
+                             NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET,
+                             (MHD_socket)s->fd, MHD_OPTION_THREAD_POOL_SIZE,
+                             (unsigned)(np > 0 ? np : 1), MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     }
     if (!d) {
-        fprintf(stderr, "bench_http: cannot start libmicrohttpd (%s)\n", mode);
+        fprintf(stderr, "bench_http: cannot start libmicrohttpd (%s)\n", mhd_mode);
         return 1;
     }
-    if (bench_write_port_file(port_file, port) != 0)
+    if (bench_write_port_file(s->port_file, s->port) != 0)
         return 1;
     for (;;) /* until SIGTERM or the lifetime alarm */
         pause();
@@ -242,18 +236,12 @@ http_close(void *p)
 int
 main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "server") == 0)
-        return server_main(argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "client") == 0) {
-        static const bench_ops ops = {http_open, http_call, http_close};
-        bench_opts o;
-        bench_opts_init(&o);
-        o.label = "http";
-        if (bench_parse_opts(argc, argv, 2, &o, NULL, NULL) != 0)
-            return 2;
-        return bench_run_client(&ops, &o);
-    }
-    fprintf(stderr, "usage: bench_http server --port-file F [--mhd tpc|epoll] | "
-                    "client --target HOST:PORT ...\n");
-    return 2;
+    static const bench_ops ops = {http_open, http_call, http_close};
+    static const bench_program prog = {.name = "bench_http",
+                                       .label = "http",
+                                       .ops = &ops,
+                                       .serve = http_serve,
+                                       .server_opt = http_server_opt,
+                                       .server_usage = "[--mhd tpc|epoll]"};
+    return bench_main(argc, argv, &prog);
 }

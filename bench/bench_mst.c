@@ -41,27 +41,10 @@ static const msi_http_route routes[] = {
 };
 
 static int
-server_main(int argc, char **argv)
+mst_serve(const bench_server *s)
 {
-    const char *port_file = NULL;
-    double max_s = 900;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port-file") == 0)
-            port_file = argv[i + 1];
-        else if (strcmp(argv[i], "--max-seconds") == 0)
-            max_s = atof(argv[i + 1]);
-    }
-    if (!port_file) {
-        fprintf(stderr, "bench_mst server: --port-file F [--max-seconds S]\n");
-        return 2;
-    }
-    bench_server_lifetime(max_s);
-    int port;
-    int fd = bench_listen_loopback(128, &port);
-    if (fd < 0)
-        return 1;
     msi_http_config cfg = MSI_HTTP_CONFIG_INIT;
-    cfg.listen_fd = fd;
+    cfg.listen_fd = s->fd;
     cfg.routes = routes;
     cfg.nroutes = sizeof routes / sizeof *routes;
     cfg.name = "bench";
@@ -71,7 +54,7 @@ server_main(int argc, char **argv)
         fprintf(stderr, "bench_mst: cannot start the server: %s\n", err.msg);
         return 1;
     }
-    if (bench_write_port_file(port_file, port) != 0)
+    if (bench_write_port_file(s->port_file, s->port) != 0)
         return 1;
     for (;;) /* until SIGTERM or the lifetime alarm */
         pause();
@@ -141,19 +124,11 @@ mst_close(void *p)
 int
 main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "server") == 0)
-        return server_main(argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "client") == 0) {
-        static const bench_ops ops = {mst_open, mst_call, mst_close};
-        bench_opts o;
-        bench_opts_init(&o);
-        o.label = "mst";
-        if (bench_parse_opts(argc, argv, 2, &o, NULL, NULL) != 0)
-            return 2;
-        int rc = bench_run_client(&ops, &o);
-        msi_httpc_thread_release();
-        return rc;
-    }
-    fprintf(stderr, "usage: bench_mst server --port-file F | client --target HOST:PORT ...\n");
-    return 2;
+    static const bench_ops ops = {mst_open, mst_call, mst_close};
+    static const bench_program prog = {.name = "bench_mst",
+                                       .label = "mst",
+                                       .ops = &ops,
+                                       .serve = mst_serve,
+                                       .client_done = msi_httpc_thread_release};
+    return bench_main(argc, argv, &prog);
 }

@@ -69,27 +69,12 @@ serve_conn(void *p)
 }
 
 static int
-server_main(int argc, char **argv)
+tcp_serve(const bench_server *s)
 {
-    const char *port_file = NULL;
-    double max_s = 900;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port-file") == 0)
-            port_file = argv[i + 1];
-        else if (strcmp(argv[i], "--max-seconds") == 0)
-            max_s = atof(argv[i + 1]);
-    }
-    if (!port_file) {
-        fprintf(stderr, "bench_tcp server: --port-file is required\n");
-        return 2;
-    }
-    bench_server_lifetime(max_s);
-    int port;
-    int lfd = bench_listen_loopback(128, &port);
-    if (lfd < 0 || bench_write_port_file(port_file, port) != 0)
+    if (bench_write_port_file(s->port_file, s->port) != 0)
         return 1;
     for (;;) { /* bounded by the lifetime alarm and by whoever started us */
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -168,17 +153,8 @@ tcp_close(void *p)
 int
 main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "server") == 0)
-        return server_main(argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "client") == 0) {
-        static const bench_ops ops = {tcp_open, tcp_call, tcp_close};
-        bench_opts o;
-        bench_opts_init(&o);
-        o.label = "tcp";
-        if (bench_parse_opts(argc, argv, 2, &o, NULL, NULL) != 0)
-            return 2;
-        return bench_run_client(&ops, &o);
-    }
-    fprintf(stderr, "usage: bench_tcp server --port-file F | client --target HOST:PORT ...\n");
-    return 2;
+    static const bench_ops ops = {tcp_open, tcp_call, tcp_close};
+    static const bench_program prog = {
+        .name = "bench_tcp", .label = "tcp", .ops = &ops, .serve = tcp_serve};
+    return bench_main(argc, argv, &prog);
 }

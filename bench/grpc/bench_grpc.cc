@@ -37,21 +37,8 @@ class EchoImpl final : public msbench::Echo::Service
 };
 
 int
-server_main(int argc, char **argv)
+grpc_serve(const bench_server *s)
 {
-    const char *port_file = nullptr;
-    double max_s = 900;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (std::strcmp(argv[i], "--port-file") == 0)
-            port_file = argv[i + 1];
-        else if (std::strcmp(argv[i], "--max-seconds") == 0)
-            max_s = std::atof(argv[i + 1]);
-    }
-    if (!port_file) {
-        std::fprintf(stderr, "bench_grpc server: --port-file is required\n");
-        return 2;
-    }
-    bench_server_lifetime(max_s);
     EchoImpl service;
     grpc::ServerBuilder b;
     int port = 0;
@@ -62,7 +49,7 @@ server_main(int argc, char **argv)
         std::fprintf(stderr, "bench_grpc: cannot start the server\n");
         return 1;
     }
-    if (bench_write_port_file(port_file, port) != 0)
+    if (bench_write_port_file(s->port_file, port) != 0)
         return 1;
     server->Wait(); /* until SIGTERM or the lifetime alarm */
     return 0;
@@ -132,18 +119,12 @@ echo_close(void *p)
 int
 main(int argc, char **argv)
 {
-    if (argc >= 2 && std::strcmp(argv[1], "server") == 0)
-        return server_main(argc, argv);
-    if (argc >= 2 && std::strcmp(argv[1], "client") == 0) {
-        static const bench_ops ops = {echo_open, echo_call, echo_close};
-        bench_opts o;
-        bench_opts_init(&o);
-        o.label = "grpc";
-        if (bench_parse_opts(argc, argv, 2, &o, nullptr, nullptr) != 0)
-            return 2;
-        return bench_run_client(&ops, &o);
-    }
-    std::fprintf(stderr,
-                 "usage: bench_grpc server --port-file F | client --target HOST:PORT ...\n");
-    return 2;
+    static const bench_ops ops = {echo_open, echo_call, echo_close};
+    bench_program prog{};
+    prog.name = "bench_grpc";
+    prog.label = "grpc";
+    prog.ops = &ops;
+    prog.serve = grpc_serve;
+    prog.own_listener = 1; /* gRPC binds its own port */
+    return bench_main(argc, argv, &prog);
 }

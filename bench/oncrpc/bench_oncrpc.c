@@ -40,26 +40,9 @@ echo_prog_1_freeresult(SVCXPRT *x, xdrproc_t fn, caddr_t result)
 }
 
 static int
-server_main(int argc, char **argv)
+onc_serve(const bench_server *s)
 {
-    const char *port_file = NULL;
-    double max_s = 900;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port-file") == 0)
-            port_file = argv[i + 1];
-        else if (strcmp(argv[i], "--max-seconds") == 0)
-            max_s = atof(argv[i + 1]);
-    }
-    if (!port_file) {
-        fprintf(stderr, "bench_oncrpc server: --port-file is required\n");
-        return 2;
-    }
-    bench_server_lifetime(max_s);
-    int port;
-    int fd = bench_listen_loopback(128, &port);
-    if (fd < 0)
-        return 1;
-    SVCXPRT *x = svctcp_create(fd, 0, 0);
+    SVCXPRT *x = svctcp_create(s->fd, 0, 0);
     if (!x) {
         fprintf(stderr, "bench_oncrpc: svctcp_create failed\n");
         return 1;
@@ -68,7 +51,7 @@ server_main(int argc, char **argv)
         fprintf(stderr, "bench_oncrpc: svc_register failed\n");
         return 1;
     }
-    if (bench_write_port_file(port_file, port) != 0)
+    if (bench_write_port_file(s->port_file, s->port) != 0)
         return 1;
     svc_run(); /* until SIGTERM or the lifetime alarm */
     fprintf(stderr, "bench_oncrpc: svc_run returned\n");
@@ -155,17 +138,8 @@ onc_close(void *p)
 int
 main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "server") == 0)
-        return server_main(argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "client") == 0) {
-        static const bench_ops ops = {onc_open, onc_call, onc_close};
-        bench_opts o;
-        bench_opts_init(&o);
-        o.label = "oncrpc";
-        if (bench_parse_opts(argc, argv, 2, &o, NULL, NULL) != 0)
-            return 2;
-        return bench_run_client(&ops, &o);
-    }
-    fprintf(stderr, "usage: bench_oncrpc server --port-file F | client --target HOST:PORT ...\n");
-    return 2;
+    static const bench_ops ops = {onc_open, onc_call, onc_close};
+    static const bench_program prog = {
+        .name = "bench_oncrpc", .label = "oncrpc", .ops = &ops, .serve = onc_serve};
+    return bench_main(argc, argv, &prog);
 }

@@ -28,7 +28,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
+/* jansson's JSON value, declared here so that ms.h does not include <jansson.h>: a program
+ * that takes or returns a json_t * includes <jansson.h> itself to work with it (and links
+ * jansson: pkg-config --cflags --libs ms jansson). jansson.h defines the same typedef; a
+ * repeated typedef of the same type is valid C11 and C++. */
+typedef struct json_t json_t;
 
 #include <ms/ms_pp.h>
 

@@ -23,6 +23,7 @@
 #include "base.h"
 #include "httpc.h"
 
+#include <jansson.h>
 #include <stdio.h>
 
 enum { MSCTL_OK = 0, MSCTL_EFAIL = 1, MSCTL_EUSAGE = 2, MSCTL_EUNREACHABLE = 3 };

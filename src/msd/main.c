@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char usage_text[] =
+static const char usage_head[] =
     "usage: msd [options]\n"
     "\n"
     "The ms orchestrator: runs, health-checks, load-balances and replaces the instances of\n"
@@ -48,25 +49,9 @@ static const char usage_text[] =
     "                         $XDG_STATE_HOME/ms, else ~/.local/state/ms)\n"
     "  --parent-pid PID       stop (and stop every instance) when that process exits\n"
     "  --lb none|orchestrator|client\n"
-    "                         default load balancing of services (default client)\n"
-    "  --probe-interval-ms N  health probe period (default 1000)\n"
-    "  --probe-timeout-ms N   health probe timeout (default 250)\n"
-    "  --start-deadline-ms N  time an instance has to become ready (default 10000)\n"
-    "  --quick-death-ms N     a death this soon after ready is quick: restarted after a\n"
-    "                         back-off (default 10000)\n"
-    "  --backoff-base-ms N    first restart delay after a quick death; it doubles with each\n"
-    "                         quick death in a row of the slot (default 250)\n"
-    "  --backoff-max-ms N     cap of that delay for a death after ready (default 2000); one\n"
-    "                         before ready doubles up to 30000 (or N, if higher)\n"
-    "  --crashloop-deaths N   deaths before ready in a row that make a crash loop (default 5)\n"
-    "  --crashloop-retry-ms N retry period of a service in a crash loop (default 30000)\n"
-    "  --grace-max-ms N       upper bound of a drain's grace period (default 60000)\n"
-    "  --old-build-idle-ms N  stop an older build nobody looked up this long (default 300000)\n"
-    "  --scale-up-window-ms N demand window of scale-up decisions (default 2000)\n"
-    "  --scale-down-window-ms N\n"
-    "                         demand window of scale-down decisions (default 10000)\n"
-    "  --scale-stabilise-ms N no scale-down this long after any change of a service's\n"
-    "                         instance count (default 30000)\n"
+    "                         default load balancing of services (default client)\n";
+/* Then the tuning options (MSD_TUNING_OPTIONS), then: */
+static const char usage_tail[] =
     "  -v, --verbose          log debug messages\n"
     "  -h, --help             this text\n"
     "  -V, --version          print the version\n"
@@ -74,25 +59,77 @@ static const char usage_text[] =
     "signals: SIGTERM/SIGINT drain and stop every instance, then exit; SIGQUIT exits and\n"
     "leaves instances running for the next msd to re-adopt.\n";
 
+/* The tuning options (msd.h's MSD_TUNING_OPTIONS) as a table: getopt entries, parsing,
+ * defaults and --help lines are made from it. */
+static const struct tuning {
+    const char *opt; /* without the leading "--" */
+    long long min, max;
+    int def;
+    size_t offset; /* of its int field in msd_config */
+    const char *help;
+} tuning[] = {
+#define TUNING_ENTRY(field, opt, min, max, def, help)                                              \
+    {opt, min, max, def, offsetof(msd_config, field), help},
+    MSD_TUNING_OPTIONS(TUNING_ENTRY)
+#undef TUNING_ENTRY
+};
+#define NTUNING (sizeof tuning / sizeof *tuning)
+
+static int *
+tuning_field(msd_config *cfg, size_t i)
+{
+    return (int *)((char *)cfg + tuning[i].offset);
+}
+
+#define HELP_COL 25   /* where the help of an option starts */
+#define HELP_WIDTH 88 /* longest line of the help */
+
+/* One option of the usage: "  --opt N" then its help, word-wrapped, in the help column. */
+static void
+usage_option(FILE *f, const char *opt, const char *help, int def)
+{
+    char text[512];
+    snprintf(text, sizeof text, "%s (default %d)", help, def);
+    int col = fprintf(f, "  --%s N", opt);
+    if (col >= HELP_COL) {
+        fputc('\n', f);
+        col = 0;
+    }
+    const char *p = text;
+    while (*p) {
+        fprintf(f, "%*s", HELP_COL - col, "");
+        size_t room = HELP_WIDTH - HELP_COL, n = strlen(p);
+        if (n > room) {
+            n = room;
+            while (n > 0 && p[n] != ' ')
+                n--;
+            if (n == 0) /* one word longer than the line */
+                n = strcspn(p, " ");
+        }
+        fprintf(f, "%.*s\n", (int)n, p);
+        p += n;
+        while (*p == ' ')
+            p++;
+        col = 0;
+    }
+}
+
+static void
+usage(FILE *f)
+{
+    fputs(usage_head, f);
+    for (size_t i = 0; i < NTUNING; i++)
+        usage_option(f, tuning[i].opt, tuning[i].help, tuning[i].def);
+    fputs(usage_tail, f);
+}
+
 enum {
     OPT_LISTEN = 256,
     OPT_ALLOW_REMOTE,
     OPT_STATE,
     OPT_PARENT,
     OPT_LB,
-    OPT_PROBE_INTERVAL,
-    OPT_PROBE_TIMEOUT,
-    OPT_START_DEADLINE,
-    OPT_BACKOFF,
-    OPT_BACKOFF_MAX,
-    OPT_QUICK_DEATH,
-    OPT_CRASHLOOP_DEATHS,
-    OPT_CRASHLOOP_RETRY,
-    OPT_GRACE_MAX,
-    OPT_OLD_BUILD_IDLE,
-    OPT_SCALE_UP_WINDOW,
-    OPT_SCALE_DOWN_WINDOW,
-    OPT_SCALE_STABILISE,
+    OPT_TUNING, /* OPT_TUNING + i: tuning[i] */
 };
 
 static int
@@ -121,30 +158,23 @@ int_opt(const char *name, const char *val, long long min, long long max, int *ou
 static int
 parse_args(int argc, char **argv, msd_config *cfg)
 {
-    static const struct option opts[] = {
+    static const struct option fixed[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"allow-remote", no_argument, NULL, OPT_ALLOW_REMOTE},
         {"state", required_argument, NULL, OPT_STATE},
         {"parent-pid", required_argument, NULL, OPT_PARENT},
         {"lb", required_argument, NULL, OPT_LB},
-        {"probe-interval-ms", required_argument, NULL, OPT_PROBE_INTERVAL},
-        {"probe-timeout-ms", required_argument, NULL, OPT_PROBE_TIMEOUT},
-        {"start-deadline-ms", required_argument, NULL, OPT_START_DEADLINE},
-        {"backoff-base-ms", required_argument, NULL, OPT_BACKOFF},
-        {"backoff-max-ms", required_argument, NULL, OPT_BACKOFF_MAX},
-        {"quick-death-ms", required_argument, NULL, OPT_QUICK_DEATH},
-        {"crashloop-deaths", required_argument, NULL, OPT_CRASHLOOP_DEATHS},
-        {"crashloop-retry-ms", required_argument, NULL, OPT_CRASHLOOP_RETRY},
-        {"grace-max-ms", required_argument, NULL, OPT_GRACE_MAX},
-        {"old-build-idle-ms", required_argument, NULL, OPT_OLD_BUILD_IDLE},
-        {"scale-up-window-ms", required_argument, NULL, OPT_SCALE_UP_WINDOW},
-        {"scale-down-window-ms", required_argument, NULL, OPT_SCALE_DOWN_WINDOW},
-        {"scale-stabilise-ms", required_argument, NULL, OPT_SCALE_STABILISE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
     };
+    enum { NFIXED = sizeof fixed / sizeof *fixed };
+    struct option opts[NFIXED + NTUNING + 1];
+    memcpy(opts, fixed, sizeof fixed);
+    for (size_t i = 0; i < NTUNING; i++)
+        opts[NFIXED + i] =
+            (struct option){tuning[i].opt, required_argument, NULL, OPT_TUNING + (int)i};
+    opts[NFIXED + NTUNING] = (struct option){NULL, 0, NULL, 0};
     int c, pid;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hvV", opts, NULL)) != -1) {
@@ -169,67 +199,11 @@ parse_args(int argc, char **argv, msd_config *cfg)
             if (msd_lb_parse(optarg, &cfg->lb) < 0 || cfg->lb == MS_LB_DEFAULT)
                 return usage_error("--lb: expected none, orchestrator or client, got '%s'", optarg);
             break;
-        case OPT_PROBE_INTERVAL:
-            if (int_opt("--probe-interval-ms", optarg, 10, 600000, &cfg->probe_interval_ms) < 0)
-                return 2;
-            break;
-        case OPT_PROBE_TIMEOUT:
-            if (int_opt("--probe-timeout-ms", optarg, 10, 60000, &cfg->probe_timeout_ms) < 0)
-                return 2;
-            break;
-        case OPT_START_DEADLINE:
-            if (int_opt("--start-deadline-ms", optarg, 100, 3600000, &cfg->start_deadline_ms) < 0)
-                return 2;
-            break;
-        case OPT_BACKOFF:
-            if (int_opt("--backoff-base-ms", optarg, 1, 600000, &cfg->backoff_base_ms) < 0)
-                return 2;
-            break;
-        case OPT_BACKOFF_MAX:
-            if (int_opt("--backoff-max-ms", optarg, 1, 3600000, &cfg->backoff_max_ms) < 0)
-                return 2;
-            break;
-        case OPT_QUICK_DEATH:
-            if (int_opt("--quick-death-ms", optarg, 0, 3600000, &cfg->quick_death_ms) < 0)
-                return 2;
-            break;
-        case OPT_CRASHLOOP_DEATHS:
-            if (int_opt("--crashloop-deaths", optarg, 1, 1000000, &cfg->crashloop_deaths) < 0)
-                return 2;
-            break;
-        case OPT_CRASHLOOP_RETRY:
-            if (int_opt("--crashloop-retry-ms", optarg, 10, 3600000, &cfg->crashloop_retry_ms) < 0)
-                return 2;
-            break;
-        case OPT_GRACE_MAX:
-            if (int_opt("--grace-max-ms", optarg, 100, 3600000, &cfg->grace_max_ms) < 0)
-                return 2;
-            break;
-        case OPT_OLD_BUILD_IDLE:
-            if (int_opt("--old-build-idle-ms", optarg, 1000, INT32_MAX, &cfg->old_build_idle_ms) <
-                0)
-                return 2;
-            break;
-        case OPT_SCALE_UP_WINDOW:
-            if (int_opt("--scale-up-window-ms", optarg, MSD_SAMPLE_MS,
-                        MSD_SAMPLE_MS * MSD_DEMAND_SAMPLES, &cfg->scale_up_window_ms) < 0)
-                return 2;
-            break;
-        case OPT_SCALE_DOWN_WINDOW:
-            if (int_opt("--scale-down-window-ms", optarg, MSD_SAMPLE_MS,
-                        MSD_SAMPLE_MS * MSD_DEMAND_SAMPLES, &cfg->scale_down_window_ms) < 0)
-                return 2;
-            break;
-        case OPT_SCALE_STABILISE:
-            if (int_opt("--scale-stabilise-ms", optarg, 0, 24 * 3600 * 1000,
-                        &cfg->scale_stabilise_ms) < 0)
-                return 2;
-            break;
         case 'v':
             cfg->verbose = 1;
             break;
         case 'h':
-            fputs(usage_text, stdout);
+            usage(stdout);
             return 0;
         case 'V':
             printf("msd %s\n", MSD_VERSION);
@@ -237,6 +211,14 @@ parse_args(int argc, char **argv, msd_config *cfg)
         case ':':
             return usage_error("option %s needs a value", argv[optind - 1]);
         default:
+            if (c >= OPT_TUNING && c < OPT_TUNING + (int)NTUNING) {
+                const struct tuning *t = &tuning[c - OPT_TUNING];
+                char name[64];
+                snprintf(name, sizeof name, "--%s", t->opt);
+                if (int_opt(name, optarg, t->min, t->max, tuning_field(cfg, c - OPT_TUNING)) < 0)
+                    return 2;
+                break;
+            }
             return usage_error("unknown option %s", argv[optind - 1]);
         }
     }
@@ -395,23 +377,12 @@ main(int argc, char **argv)
     m.cfg = (msd_config){
         .listen = "127.0.0.1:4999",
         .lb = MS_LB_CLIENT,
-        .probe_interval_ms = 1000,
-        .probe_timeout_ms = 250,
         .probe_failures_dead = 3,
-        .start_deadline_ms = 10000,
-        .quick_death_ms = 10000,
-        .crashloop_deaths = 5,
-        .backoff_base_ms = 250,
-        .backoff_max_ms = 2000,
         .start_backoff_max_ms = 30000,
-        .crashloop_retry_ms = 30000,
-        .grace_max_ms = 60000,
         .term_grace_ms = 5000,
-        .old_build_idle_ms = 300000,
-        .scale_up_window_ms = 2000,
-        .scale_down_window_ms = 10000,
-        .scale_stabilise_ms = 30000,
     };
+    for (size_t i = 0; i < NTUNING; i++)
+        *tuning_field(&m.cfg, i) = tuning[i].def;
     int pr = parse_args(argc, argv, &m.cfg);
     if (pr >= 0) {
         free(m.cfg.state_dir);

@@ -27,6 +27,7 @@
 
 #include <ms/ms.h>
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -164,28 +165,51 @@ typedef struct msd_event {
 /* ------------------------------------------------------------------------------------------
  * The daemon.
  * ---------------------------------------------------------------------------------------- */
+/*
+ * msd's tuning options, one line each: X(field, option, min, max, default, help). From this
+ * list come the msd_config fields below and, in main.c, the getopt table, the parsing (an
+ * integer in [min, max]), the defaults and the --help lines ("--option N  help (default
+ * D)"). An option is added here and nowhere else.
+ */
+#define MSD_TUNING_OPTIONS(X)                                                                      \
+    X(probe_interval_ms, "probe-interval-ms", 10, 600000, 1000, "health probe period")             \
+    X(probe_timeout_ms, "probe-timeout-ms", 10, 60000, 250, "health probe timeout")                \
+    X(start_deadline_ms, "start-deadline-ms", 100, 3600000, 10000,                                 \
+      "time an instance has to become ready")                                                      \
+    X(quick_death_ms, "quick-death-ms", 0, 3600000, 10000,                                         \
+      "a death this soon after ready is quick: restarted after a back-off")                        \
+    X(backoff_base_ms, "backoff-base-ms", 1, 600000, 250,                                          \
+      "first restart delay after a quick death; it doubles with each quick death in a row of "     \
+      "the slot")                                                                                  \
+    X(backoff_max_ms, "backoff-max-ms", 1, 3600000, 2000,                                          \
+      "cap of that delay for a death after ready; for a death before ready the cap is the "        \
+      "higher of N and 30000")                                                                     \
+    X(crashloop_deaths, "crashloop-deaths", 1, 1000000, 5,                                         \
+      "deaths before ready in a row that make a crash loop")                                       \
+    X(crashloop_retry_ms, "crashloop-retry-ms", 10, 3600000, 30000,                                \
+      "retry period of a service in a crash loop")                                                 \
+    X(grace_max_ms, "grace-max-ms", 100, 3600000, 60000, "upper bound of a drain's grace period")  \
+    X(old_build_idle_ms, "old-build-idle-ms", 1000, INT32_MAX, 300000,                             \
+      "stop an older build nobody looked up this long")                                            \
+    X(scale_up_window_ms, "scale-up-window-ms", MSD_SAMPLE_MS,                                     \
+      (MSD_SAMPLE_MS * MSD_DEMAND_SAMPLES), 2000, "demand window of scale-up decisions")           \
+    X(scale_down_window_ms, "scale-down-window-ms", MSD_SAMPLE_MS,                                 \
+      (MSD_SAMPLE_MS * MSD_DEMAND_SAMPLES), 10000, "demand window of scale-down decisions")        \
+    X(scale_stabilise_ms, "scale-stabilise-ms", 0, 24 * 3600 * 1000, 30000,                        \
+      "no scale-down this long after any change of a service's instance count")
+
 typedef struct msd_config {
     char listen[MSD_ADDR_MAX]; /* "127.0.0.1:4999" */
     int allow_remote;
     char *state_dir;
-    pid_t parent_pid;         /* 0: none */
-    ms_lb lb;                 /* msd-wide default: MS_LB_CLIENT */
-    int probe_interval_ms;    /* 1000 */
-    int probe_timeout_ms;     /* 250 */
-    int probe_failures_dead;  /* 3 */
-    int start_deadline_ms;    /* 10000 */
-    int quick_death_ms;       /* 10000: a death this soon after ready counts for back-off */
-    int crashloop_deaths;     /* 5 start-up deaths in a row: crash loop */
-    int backoff_base_ms;      /* 250: first restart delay after a quick death */
-    int backoff_max_ms;       /* 2000: cap of the delay after a death soon after ready */
+    pid_t parent_pid; /* 0: none */
+    ms_lb lb;         /* msd-wide default: MS_LB_CLIENT */
+#define MSD_CONFIG_FIELD(field, opt, min, max, def, help) int field;
+    MSD_TUNING_OPTIONS(MSD_CONFIG_FIELD) /* the options above */
+#undef MSD_CONFIG_FIELD
+    int probe_failures_dead;  /* 3 failed probes in a row: dead */
     int start_backoff_max_ms; /* 30000: cap after a death before ready (>= backoff_max_ms) */
-    int crashloop_retry_ms;   /* 30000: retry period while in a crash loop */
-    int grace_max_ms;         /* 60000: upper bound of a drain's grace period */
     int term_grace_ms;        /* 5000: SIGTERM to SIGKILL */
-    int old_build_idle_ms;    /* 300000: an older build nobody looked up this long stops */
-    int scale_up_window_ms;   /* 2000: scale-up looks at the demand of the last 2 s */
-    int scale_down_window_ms; /* 10000: scale-down at the last 10 s */
-    int scale_stabilise_ms;   /* 30000: no scale-down this soon after a change of desired */
     int verbose;
 } msd_config;
 

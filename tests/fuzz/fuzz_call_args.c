@@ -20,6 +20,7 @@
 
 #include "codec.h"
 
+#include <jansson.h>
 #include <string.h>
 
 static int

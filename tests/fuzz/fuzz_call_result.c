@@ -23,6 +23,7 @@
 #include "codec.h"
 #include "httpc.h"
 
+#include <jansson.h>
 #include <string.h>
 
 static int

@@ -24,6 +24,7 @@
 #include "httpc.h"
 #include "msi.h"
 
+#include <jansson.h>
 #include <ms/ms.h>
 
 #include <arpa/inet.h>

@@ -21,6 +21,7 @@
 #include "httpc.h"
 #include "msi.h"
 
+#include <jansson.h>
 #include <ms/ms.h>
 
 #include <arpa/inet.h>

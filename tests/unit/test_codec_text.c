@@ -3,6 +3,7 @@
  * decodes to the same value; whatever it encodes, the tree path reads back as the value; and
  * it handles the common cases (else the call path would not be fast). Differential tests on
  * hand-picked texts, on random values and on random mutations of valid texts. */
+#include <jansson.h>
 #include <ms/ms.h>
 
 #include "codec.h"

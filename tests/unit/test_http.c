@@ -17,6 +17,7 @@
 #include "httpc.h"
 #include "codec.h"
 
+#include <jansson.h>
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>

@@ -1,5 +1,6 @@
 /* test_zero.c: declarations and zero mode: direct calls, _try, void, no parameters,
  * ms_fail, the failure handler, MS_CLIENT resolving to an in-process provider. */
+#include <jansson.h>
 #include <ms/ms.h>
 
 #include <setjmp.h>
