@@ -23,6 +23,8 @@
 
 #include <ms/ms.h>
 
+#include <jansson.h> /* the JSON helpers; <ms/ms.h> only declares json_t */
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
