@@ -49,6 +49,7 @@
 
 #include "httpc.h"    /* libms's internal HTTP client: in-tree only */
 #include "statedir.h" /* the names of msd's state files */
+#include "prom.h"     /* reading the instances' /metrics */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -186,19 +187,6 @@ find_service(void)
     return found;
 }
 
-/* A metric's value in Prometheus text ("name{...} value" lines), or -1. */
-static long long
-metric_of(const char *text, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, name, n) == 0 && p[n] == '{') {
-            const char *v = strchr(p, ' ');
-            return v ? atoll(v + 1) : -1;
-        }
-    return -1;
-}
-
 /* The dedupe subcommand: one JSON line summing the ready instances' caches. */
 static int
 dedupe_figures(void)
@@ -232,12 +220,12 @@ dedupe_figures(void)
             json_decref(svc);
             return bench_print_error("dedupe", "out of memory");
         }
-        entries += metric_of(text, "ms_dedupe_entries");
-        long long p = metric_of(text, "ms_dedupe_entries_peak");
+        entries += msi_prom_value(text, "ms_dedupe_entries");
+        long long p = msi_prom_value(text, "ms_dedupe_entries_peak");
         peak = p > peak ? p : peak;
-        bytes += metric_of(text, "ms_dedupe_bytes");
-        calls += metric_of(text, "ms_calls_total");
-        full += metric_of(text, "ms_dedupe_full_total");
+        bytes += msi_prom_value(text, "ms_dedupe_bytes");
+        calls += msi_prom_value(text, "ms_calls_total");
+        full += msi_prom_value(text, "ms_dedupe_full_total");
         free(text);
         n++;
     }

@@ -47,6 +47,7 @@
 #include "harness.h"
 #include "httpc.h"
 #include "msi.h"
+#include "prom.h"
 
 #include <ms/ms.h>
 
@@ -349,19 +350,6 @@ scale(const char *service, int n)
     return h_wait_count(D.m, service, "ready", n, 20000);
 }
 
-/* A metric's value in Prometheus text ("name{...} value" lines), or -1. */
-static long long
-metric(const char *text, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, name, n) == 0 && p[n] == '{') {
-            const char *v = strchr(p, ' ');
-            return v ? atoll(v + 1) : -1;
-        }
-    return -1;
-}
-
 /* The duplicate-request caches of the drilled service's ready instances, from their
  * /metrics: refusals for want of room (summed) and the highest peak entry count. The
  * number of instances read, or -1 when one could not be. */
@@ -392,16 +380,18 @@ dedupe_metrics(long long *full, long long *peak, long long *hits)
                 h_resp_free(&r);
                 continue;
             }
-            long long f = metric(r.body, "ms_dedupe_full_total");
-            long long p = metric(r.body, "ms_dedupe_entries_peak");
-            long long h = metric(r.body, "ms_dedupe_hits_total");
-            fprintf(
-                stderr,
-                "drill %s: instance %s: calls=%lld dedupe entries=%lld peak=%lld callers=%lld "
-                "acked=%lld expired=%lld full=%lld hits=%lld bytes=%lld\n",
-                D.name, addr, metric(r.body, "ms_calls_total"), metric(r.body, "ms_dedupe_entries"),
-                p, metric(r.body, "ms_dedupe_callers"), metric(r.body, "ms_dedupe_acked_total"),
-                metric(r.body, "ms_dedupe_expired_total"), f, h, metric(r.body, "ms_dedupe_bytes"));
+            long long f = msi_prom_value(r.body, "ms_dedupe_full_total");
+            long long p = msi_prom_value(r.body, "ms_dedupe_entries_peak");
+            long long h = msi_prom_value(r.body, "ms_dedupe_hits_total");
+            fprintf(stderr,
+                    "drill %s: instance %s: calls=%lld dedupe entries=%lld peak=%lld callers=%lld "
+                    "acked=%lld expired=%lld full=%lld hits=%lld bytes=%lld\n",
+                    D.name, addr, msi_prom_value(r.body, "ms_calls_total"),
+                    msi_prom_value(r.body, "ms_dedupe_entries"), p,
+                    msi_prom_value(r.body, "ms_dedupe_callers"),
+                    msi_prom_value(r.body, "ms_dedupe_acked_total"),
+                    msi_prom_value(r.body, "ms_dedupe_expired_total"), f, h,
+                    msi_prom_value(r.body, "ms_dedupe_bytes"));
             h_resp_free(&r);
             if (f < 0 || p < 0 || h < 0) {
                 bad = 1;
