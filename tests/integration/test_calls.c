@@ -623,7 +623,9 @@ test_calls_unsent_goes_elsewhere(void **state)
     int64_t r = -1, t0 = msi_now_ms();
     assert_int_equal(unsent_try(&r, 1), MS_OK);
     assert_int_equal(r, ok->idx);
-    assert_true(msi_now_ms() - t0 < 500);
+    /* At once: no connect timeout (3 s) and no relocation wait; the bound leaves room for
+     * a loaded machine (it failed at 500 ms under ASan at load 10). */
+    assert_true(msi_now_ms() - t0 < 2500);
     assert_int_equal(reported("unsent", dead), 1);
     assert_int_equal(reported("unsent", ok), 0);
 }
@@ -890,7 +892,7 @@ test_calls_waits_for_an_instance(void **state)
     pthread_mutex_unlock(&fm.mu);
     int64_t t0 = msi_now_ms();
     assert_int_equal(never_ready_try(&r, 1), MS_ETIMEDOUT);
-    assert_true(msi_now_ms() - t0 < 900);
+    assert_true(msi_now_ms() - t0 < 3000); /* its 400 ms, not the default 10 s */
 }
 
 /* Ms-Deadline-Ms, the per-call override, the request id and the trace context sent. */

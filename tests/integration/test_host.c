@@ -666,7 +666,7 @@ test_host_health_while_busy(void **state)
         assert_int_equal(req(f, "GET", "/v1/ready", NULL, 0, NULL, &j), 200);
         assert_true(json_is_true(json_object_get(j, "ready")));
         json_decref(j);
-        assert_true(msi_now_ms() - t_in < 500);
+        assert_true(msi_now_ms() - t_in < 1500); /* not after the 2.5 s call */
         pthread_join(c.t, NULL);
         assert_int_equal(c.status, 200);
         /* A heartbeat window spent entirely inside the call reports the slot fully busy (its
