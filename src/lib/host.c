@@ -500,7 +500,6 @@ call_handler(msi_http_req *r, void *arg)
     void *res = rsize <= sizeof r_tmp ? (void *)&r_tmp : calloc(1, rsize);
     int have_args = 0, have_slot = 0;
     msi_dd_entry *dd = NULL;
-    json_t *j = NULL;
     if (!args || !res) {
         call_refuse(r, MS_ENOMEM, "%s: out of memory", H.service);
         goto done;
@@ -559,23 +558,12 @@ call_handler(msi_http_req *r, void *arg)
         }
     }
 
-    /* The text lane (codec_text.c) reads the common cases; the tree reads the rest, and is
-     * the one that says what is wrong. */
-    ms_status st = MS_OK;
-    if (!msi_text_decode_args(svc, body, len, args)) {
-        memset(args, 0, svc->args_size);
-        j = msi_json_parse(body, len, &err);
-        if (!j) {
-            call_refuse(r, MS_EBADARGS, "%s: arguments: %s", H.service, err.msg);
-            goto done;
-        }
-        st = msi_decode_args(svc, j, args, &err);
-        json_decref(j);
-        j = NULL;
-        if (st != MS_OK) {
-            call_refuse(r, st, "%s: %s", H.service, err.msg);
-            goto done;
-        }
+    /* The text lane reads the common cases; the tree reads the rest, and is the one that
+     * says what is wrong (msi_codec_decode_args). */
+    ms_status st = msi_codec_decode_args(svc, body, len, args, &err);
+    if (st != MS_OK) {
+        call_refuse(r, st, "%s: %s", H.service, err.msg);
+        goto done;
     }
     have_args = 1;
 
@@ -613,18 +601,11 @@ call_handler(msi_http_req *r, void *arg)
         reply_kept(r, 500, error_body(st, NULL, ms_last_error()), &dd);
         goto done;
     }
-    /* The result: by the text lane into the thread's buffer; else through the tree (which
-     * also reports a result that cannot be sent). */
+    /* The result, into the thread's buffer: by the text lane, else through the tree (which
+     * also reports a result that cannot be sent) (msi_codec_encode_result). */
     msi_buf *out = result_buf();
-    int trc = out ? msi_text_encode_result(svc, rsize ? res : NULL, out) : -1;
-    if (trc == 1) {
-        if (rsize)
-            ms__free_value(svc->result, res);
-        reply_text(r, 200, out->p, out->len, &dd);
-        goto done;
-    }
-    st = trc < 0 ? msi_errf(&err, MS_ENOMEM, "out of memory")
-                 : msi_encode_result(svc, rsize ? res : NULL, &j, &err);
+    st = out ? msi_codec_encode_result(svc, rsize ? res : NULL, out, &err)
+             : msi_errf(&err, MS_ENOMEM, "out of memory");
     if (rsize)
         ms__free_value(svc->result, res);
     if (st != MS_OK) {
@@ -634,8 +615,7 @@ call_handler(msi_http_req *r, void *arg)
         reply_kept(r, 500, error_body(st, NULL, msg), &dd);
         goto done;
     }
-    reply_kept(r, 200, j, &dd);
-    j = NULL;
+    reply_text(r, 200, out->p, out->len, &dd);
 
 done:
     if (dd)
@@ -644,7 +624,6 @@ done:
         slot_give();
     if (have_args)
         msi_free_args(svc, args);
-    json_decref(j);
     if (args && args != (void *)&a_tmp)
         free(args);
     if (res && res != (void *)&r_tmp)

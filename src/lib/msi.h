@@ -63,9 +63,6 @@ ms_status msi_registry_check(void);
 /* Calls fn for every registered provider, under the registry lock. */
 void msi_registry_each(void (*fn)(ms__service *svc, void *arg), void *arg);
 
-/* Signatures (types.c). */
-ms_status msi_signature(const ms__service *svc, char **text, char hex[17]);
-
 /* W3C trace context of a call: what nested calls keep (docs/calls.md). */
 typedef struct msi_trace {
     char id[33];   /* trace-id: 32 lowercase hex digits, not all zero */
