@@ -409,12 +409,6 @@ call_early(msi_http_req *r, void *arg)
         call_refuse(r, MS_ETIMEDOUT, "%s: deadline passed before the call started", H.service);
 }
 
-/* Room on the stack for the argument struct and the result of common services. */
-typedef union scratch {
-    max_align_t align;
-    char bytes[512];
-} scratch;
-
 /* The message of an MS_EAPP without the "service: " prefix msi_invoke_local adds. */
 static const char *
 app_message(void)
@@ -494,7 +488,7 @@ call_handler(msi_http_req *r, void *arg)
     const msi_trace *tr =
         msi_trace_parse(msi_http_header(r, "traceparent"), &trace) == 0 ? &trace : NULL;
     msi_err err = {{0}};
-    scratch a_tmp, r_tmp;
+    msi_scratch a_tmp, r_tmp; /* the argument struct and the result of common services */
     void *args = svc->args_size <= sizeof a_tmp ? (void *)&a_tmp : calloc(1, svc->args_size);
     size_t rsize = svc->result ? svc->result->size : 0;
     void *res = rsize <= sizeof r_tmp ? (void *)&r_tmp : calloc(1, rsize);
