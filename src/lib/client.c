@@ -81,7 +81,6 @@
 #define BUDGET_FLOOR_PER_S 10 /* ... and 10 per second are always allowed */
 #define BACKOFF_BASE_MS 10    /* n-th retry with back-off: random(0, min(10 ms * 2^n, 1 s)) */
 #define BACKOFF_MAX_MS 1000
-#define DEADLINE_MAX_MS (24LL * 3600 * 1000)
 #define MSD_WAIT_MAX_MS 1000 /* while msd is unreachable, ask again at least this often */
 
 /* ---- process-wide state --------------------------------------------------------------- */
@@ -964,8 +963,8 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
     /* The deadline: this call's timeout, within what is left of the enclosing call's. */
     int64_t now = msi_now_ms(), t0 = now;
     int64_t budget = timeout_ms > 0 ? timeout_ms : opt_timeout > 0 ? opt_timeout : 10000;
-    if (budget > DEADLINE_MAX_MS)
-        budget = DEADLINE_MAX_MS;
+    if (budget > MSI_DEADLINE_MAX_MS)
+        budget = MSI_DEADLINE_MAX_MS;
     c.deadline = now + budget;
     if (msi_cur_ctx && msi_cur_ctx->deadline_ms < c.deadline)
         c.deadline = msi_cur_ctx->deadline_ms;
@@ -1032,7 +1031,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
             if (client_only && !r_known && remote_opts(c.cs, &r_idem, &r_timeout)) {
                 r_known = 1; /* the first lookup of an MS_CLIENT stub: msd says */
                 c.idem = r_idem;
-                if (timeout_ms <= 0 && r_timeout > 0 && r_timeout < DEADLINE_MAX_MS) {
+                if (timeout_ms <= 0 && r_timeout > 0 && r_timeout < MSI_DEADLINE_MAX_MS) {
                     int64_t d = t0 + r_timeout;
                     if (msi_cur_ctx && msi_cur_ctx->deadline_ms < d)
                         d = msi_cur_ctx->deadline_ms;

@@ -73,7 +73,6 @@
 #define HB_TIMEOUT_MS 1000
 #define ORPHAN_DEFAULT_MS 30000
 #define LISTEN_FDS_START 3
-#define DEADLINE_MAX_MS (24LL * 3600 * 1000) /* Ms-Deadline-Ms is clamped to a day */
 #define DEDUPE_ENTRIES_DEFAULT 65536
 #define DEDUPE_BYTES_DEFAULT (64LL << 20)
 
@@ -286,8 +285,8 @@ request_deadline(const msi_http_req *r)
     }
     if (budget <= 0)
         return 0;
-    if (budget > DEADLINE_MAX_MS)
-        budget = DEADLINE_MAX_MS;
+    if (budget > MSI_DEADLINE_MAX_MS)
+        budget = MSI_DEADLINE_MAX_MS;
     return msi_http_arrival_ms(r) + budget;
 }
 
