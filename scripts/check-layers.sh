@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # check-layers.sh [SOURCE_DIR]: fails when a file of src/ includes ("...") a header of a layer
 # above its own (docs/design.md, "Layers"). Layers, lowest first:
-#   base (src/base) < net (src/net) < lib (src/lib) < apps (src/msd, src/msctl)
+#   base (src/base) < net (src/net) < codec (src/lib/codec) < lib (src/lib)
+#     < apps (src/msd, src/msctl)
+# src/lib/codec is a sub-layer of lib below the rest of it: the codec includes base only, so
+# it cannot reach the registry, the client or the host it serves.
 # A file may include headers of its own folder and of the layers below it; the two apps may
 # not include each other's headers. A header name must be found in exactly one folder
 # (else which one the compiler takes depends on the -I order) and must exist. tests/,
@@ -13,8 +16,9 @@ root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root" || exit 2
 
 # folder -> rank
-declare -A rank=([src/base]=0 [src/net]=1 [src/lib]=2 [src/msd]=3 [src/msctl]=3)
-folders=(src/base src/net src/lib src/msd src/msctl)
+declare -A rank=([src/base]=0 [src/net]=1 [src/lib/codec]=2 [src/lib]=3 [src/msd]=4 [src/msctl]=4)
+# A sub-folder that is its own layer comes before its parent: folder_of takes the first match.
+folders=(src/base src/net src/lib/codec src/lib src/msd src/msctl)
 
 folder_of() { # the layer folder a path lies in (src/lib/x/y.c -> src/lib), or ""
     local f
@@ -59,10 +63,10 @@ while IFS= read -r file; do
             bad=1
         fi
     done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file")
-done < <(find "${folders[@]}" -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null | sort)
+done < <(find "${folders[@]}" -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null | sort -u)
 
 if [ "$bad" -ne 0 ]; then
-    echo "check-layers: FAILED (layers, lowest first: base < net < lib < msd, msctl)"
+    echo "check-layers: FAILED (layers, lowest first: base < net < lib/codec < lib < msd, msctl)"
     exit 1
 fi
 echo "check-layers: ok ($checked includes checked)"

@@ -77,6 +77,16 @@ void msi_buf_free(msi_buf *b);
 /* Writes v in decimal at p (room for 20 digits, no NUL); returns the end. */
 char *msi_u64_text(char *p, uint64_t v);
 
+/* Room on the stack for a value of a common size (an argument struct, a result), so that
+ * the call path allocates only for larger ones:
+ *     msi_scratch tmp;
+ *     void *v = size <= sizeof tmp ? (void *)&tmp : malloc(size);  ...  if (v != &tmp) free(v);
+ */
+typedef union msi_scratch {
+    max_align_t align;
+    char bytes[512];
+} msi_scratch;
+
 /* A buffer per thread, behind a pthread key made on first use; the buffer is freed when its
  * thread exits. Define one per use with MSI_TBUF_INIT. */
 typedef struct msi_tbuf {

@@ -33,17 +33,11 @@ ms__service *msi_serving;
 static ms_failure_handler failure_handler;
 static void *failure_arg;
 
-/* Scratch space for a result the caller does not want (result == NULL). */
-typedef union scratch {
-    max_align_t align;
-    char bytes[256];
-} scratch;
-
 ms_status
 msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms,
                  const msi_trace *trace)
 {
-    scratch tmp;
+    msi_scratch tmp; /* a result the caller does not want (result == NULL) */
     void *res = result;
     size_t rsize = svc->result ? svc->result->size : 0;
     if (!res && rsize) {
@@ -135,7 +129,7 @@ call_checked(ms__service *stub, ms__service *impl, void *args, void *result, con
     }
 
     size_t rsize = impl->result ? impl->result->size : 0;
-    scratch tmp;
+    msi_scratch tmp;
     void *ires = rsize > sizeof tmp ? calloc(1, rsize) : (void *)&tmp;
     if (!ires) {
         msi_free_args(impl, iargs);

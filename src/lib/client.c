@@ -81,7 +81,6 @@
 #define BUDGET_FLOOR_PER_S 10 /* ... and 10 per second are always allowed */
 #define BACKOFF_BASE_MS 10    /* n-th retry with back-off: random(0, min(10 ms * 2^n, 1 s)) */
 #define BACKOFF_MAX_MS 1000
-#define DEADLINE_MAX_MS (24LL * 3600 * 1000)
 #define MSD_WAIT_MAX_MS 1000 /* while msd is unreachable, ask again at least this often */
 
 /* ---- process-wide state --------------------------------------------------------------- */
@@ -174,13 +173,6 @@ static msi_buf *
 call_buf(void)
 {
     return msi_tbuf_get(&call_tbuf, 256u << 10);
-}
-
-/* json_dump_callback's sink: appends to a msi_buf. */
-static int
-buf_append(const char *s, size_t n, void *b)
-{
-    return msi_buf_put(b, s, n);
 }
 
 /* ---- per-service state ---------------------------------------------------------------- */
@@ -971,8 +963,8 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
     /* The deadline: this call's timeout, within what is left of the enclosing call's. */
     int64_t now = msi_now_ms(), t0 = now;
     int64_t budget = timeout_ms > 0 ? timeout_ms : opt_timeout > 0 ? opt_timeout : 10000;
-    if (budget > DEADLINE_MAX_MS)
-        budget = DEADLINE_MAX_MS;
+    if (budget > MSI_DEADLINE_MAX_MS)
+        budget = MSI_DEADLINE_MAX_MS;
     c.deadline = now + budget;
     if (msi_cur_ctx && msi_cur_ctx->deadline_ms < c.deadline)
         c.deadline = msi_cur_ctx->deadline_ms;
@@ -981,25 +973,14 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
                              rt->name);
 
     /* The body, made once for every attempt, into the thread's call buffer (no allocation
-     * once it has grown): by the text lane (codec_text.c), or, for what it leaves (a json_t *
-     * argument, a value that cannot be sent), through the tree, which also says what is
-     * wrong. */
+     * once it has grown): by the text lane, else the tree, which also says what is wrong
+     * (msi_codec_encode_args). */
     msi_err err = {{0}};
     msi_buf *body = call_buf();
-    int trc = body ? msi_text_encode_args(svc, args, body) : -1;
-    if (trc < 0)
-        return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
-    ms_status st = MS_OK;
-    if (trc == 0) {
-        json_t *jargs = NULL;
-        st = msi_encode_args(svc, args, &jargs, &err);
-        if (st != MS_OK)
-            return msi_set_error(st, "%s: %s", rt->name, err.msg);
-        int drc = json_dump_callback(jargs, buf_append, body, JSON_COMPACT | JSON_ENCODE_ANY);
-        json_decref(jargs);
-        if (drc != 0)
-            return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
-    }
+    ms_status st = body ? msi_codec_encode_args(svc, args, body, &err)
+                        : msi_errf(&err, MS_ENOMEM, "out of memory");
+    if (st != MS_OK)
+        return msi_set_error(st, "%s: %s", rt->name, err.msg);
 
     /* Headers shared by the attempts: one request id and its acknowledgement, one span of the
      * caller's trace (a new trace for an outermost call). Built without printf: this is the
@@ -1050,7 +1031,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
             if (client_only && !r_known && remote_opts(c.cs, &r_idem, &r_timeout)) {
                 r_known = 1; /* the first lookup of an MS_CLIENT stub: msd says */
                 c.idem = r_idem;
-                if (timeout_ms <= 0 && r_timeout > 0 && r_timeout < DEADLINE_MAX_MS) {
+                if (timeout_ms <= 0 && r_timeout > 0 && r_timeout < MSI_DEADLINE_MAX_MS) {
                     int64_t d = t0 + r_timeout;
                     if (msi_cur_ctx && msi_cur_ctx->deadline_ms < d)
                         d = msi_cur_ctx->deadline_ms;
@@ -1115,24 +1096,12 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
         st = msi_httpc_do(&rq, &rs, &err);
         long http = st == MS_OK ? rs.status : 0;
 
-        if (http == 200 && msi_text_decode_result(svc, rs.body, rs.len, result)) {
-            st = MS_OK; /* the text lane read it; anything it leaves goes through the tree */
-            note_instance(c.cs, &in, 0, 0);
-            break;
-        }
         if (http == 200) {
-            json_t *j = msi_json_parse(rs.body, rs.len, &err);
-            if (!j) {
-                st = MS_EPROTO;
-                say(c.why, sizeof c.why, "%s: instance %s.%lld at %s: bad result: %s", rt->name,
-                    in.id, in.epoch, in.addr, err.msg);
-            } else {
-                st = result ? msi_decode_result(svc, j, result, &err) : MS_OK;
-                json_decref(j);
-                if (st != MS_OK)
-                    say(c.why, sizeof c.why, "%s: instance %s.%lld at %s: result: %s", rt->name,
-                        in.id, in.epoch, in.addr, err.msg);
-            }
+            /* The text lane, else the tree ("bad result: ..." or "result: ..."). */
+            st = msi_codec_decode_result(svc, rs.body, rs.len, result, &err);
+            if (st != MS_OK)
+                say(c.why, sizeof c.why, "%s: instance %s.%lld at %s: %s", rt->name, in.id,
+                    in.epoch, in.addr, err.msg);
             note_instance(c.cs, &in, 0, 0);
             break;
         }

@@ -73,7 +73,6 @@
 #define HB_TIMEOUT_MS 1000
 #define ORPHAN_DEFAULT_MS 30000
 #define LISTEN_FDS_START 3
-#define DEADLINE_MAX_MS (24LL * 3600 * 1000) /* Ms-Deadline-Ms is clamped to a day */
 #define DEDUPE_ENTRIES_DEFAULT 65536
 #define DEDUPE_BYTES_DEFAULT (64LL << 20)
 
@@ -286,8 +285,8 @@ request_deadline(const msi_http_req *r)
     }
     if (budget <= 0)
         return 0;
-    if (budget > DEADLINE_MAX_MS)
-        budget = DEADLINE_MAX_MS;
+    if (budget > MSI_DEADLINE_MAX_MS)
+        budget = MSI_DEADLINE_MAX_MS;
     return msi_http_arrival_ms(r) + budget;
 }
 
@@ -409,12 +408,6 @@ call_early(msi_http_req *r, void *arg)
         call_refuse(r, MS_ETIMEDOUT, "%s: deadline passed before the call started", H.service);
 }
 
-/* Room on the stack for the argument struct and the result of common services. */
-typedef union scratch {
-    max_align_t align;
-    char bytes[512];
-} scratch;
-
 /* The message of an MS_EAPP without the "service: " prefix msi_invoke_local adds. */
 static const char *
 app_message(void)
@@ -494,13 +487,12 @@ call_handler(msi_http_req *r, void *arg)
     const msi_trace *tr =
         msi_trace_parse(msi_http_header(r, "traceparent"), &trace) == 0 ? &trace : NULL;
     msi_err err = {{0}};
-    scratch a_tmp, r_tmp;
+    msi_scratch a_tmp, r_tmp; /* the argument struct and the result of common services */
     void *args = svc->args_size <= sizeof a_tmp ? (void *)&a_tmp : calloc(1, svc->args_size);
     size_t rsize = svc->result ? svc->result->size : 0;
     void *res = rsize <= sizeof r_tmp ? (void *)&r_tmp : calloc(1, rsize);
     int have_args = 0, have_slot = 0;
     msi_dd_entry *dd = NULL;
-    json_t *j = NULL;
     if (!args || !res) {
         call_refuse(r, MS_ENOMEM, "%s: out of memory", H.service);
         goto done;
@@ -559,23 +551,12 @@ call_handler(msi_http_req *r, void *arg)
         }
     }
 
-    /* The text lane (codec_text.c) reads the common cases; the tree reads the rest, and is
-     * the one that says what is wrong. */
-    ms_status st = MS_OK;
-    if (!msi_text_decode_args(svc, body, len, args)) {
-        memset(args, 0, svc->args_size);
-        j = msi_json_parse(body, len, &err);
-        if (!j) {
-            call_refuse(r, MS_EBADARGS, "%s: arguments: %s", H.service, err.msg);
-            goto done;
-        }
-        st = msi_decode_args(svc, j, args, &err);
-        json_decref(j);
-        j = NULL;
-        if (st != MS_OK) {
-            call_refuse(r, st, "%s: %s", H.service, err.msg);
-            goto done;
-        }
+    /* The text lane reads the common cases; the tree reads the rest, and is the one that
+     * says what is wrong (msi_codec_decode_args). */
+    ms_status st = msi_codec_decode_args(svc, body, len, args, &err);
+    if (st != MS_OK) {
+        call_refuse(r, st, "%s: %s", H.service, err.msg);
+        goto done;
     }
     have_args = 1;
 
@@ -613,18 +594,11 @@ call_handler(msi_http_req *r, void *arg)
         reply_kept(r, 500, error_body(st, NULL, ms_last_error()), &dd);
         goto done;
     }
-    /* The result: by the text lane into the thread's buffer; else through the tree (which
-     * also reports a result that cannot be sent). */
+    /* The result, into the thread's buffer: by the text lane, else through the tree (which
+     * also reports a result that cannot be sent) (msi_codec_encode_result). */
     msi_buf *out = result_buf();
-    int trc = out ? msi_text_encode_result(svc, rsize ? res : NULL, out) : -1;
-    if (trc == 1) {
-        if (rsize)
-            ms__free_value(svc->result, res);
-        reply_text(r, 200, out->p, out->len, &dd);
-        goto done;
-    }
-    st = trc < 0 ? msi_errf(&err, MS_ENOMEM, "out of memory")
-                 : msi_encode_result(svc, rsize ? res : NULL, &j, &err);
+    st = out ? msi_codec_encode_result(svc, rsize ? res : NULL, out, &err)
+             : msi_errf(&err, MS_ENOMEM, "out of memory");
     if (rsize)
         ms__free_value(svc->result, res);
     if (st != MS_OK) {
@@ -634,8 +608,7 @@ call_handler(msi_http_req *r, void *arg)
         reply_kept(r, 500, error_body(st, NULL, msg), &dd);
         goto done;
     }
-    reply_kept(r, 200, j, &dd);
-    j = NULL;
+    reply_text(r, 200, out->p, out->len, &dd);
 
 done:
     if (dd)
@@ -644,7 +617,6 @@ done:
         slot_give();
     if (have_args)
         msi_free_args(svc, args);
-    json_decref(j);
     if (args && args != (void *)&a_tmp)
         free(args);
     if (res && res != (void *)&r_tmp)

@@ -33,6 +33,9 @@
 #include <stdatomic.h>
 
 #define MSI_NAME_MAX 128 /* service names, including a namespace */
+/* The longest call budget: a call's timeout (client.c) and a request's Ms-Deadline-Ms
+ * (host.c) are clamped to a day, so that arrival time + budget cannot overflow. */
+#define MSI_DEADLINE_MAX_MS (24LL * 3600 * 1000)
 
 /* Sets the calling thread's detail message (ms_last_error) and returns st. */
 ms_status msi_set_error(ms_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -62,9 +65,6 @@ unsigned long msi_registry_gen(void);
 ms_status msi_registry_check(void);
 /* Calls fn for every registered provider, under the registry lock. */
 void msi_registry_each(void (*fn)(ms__service *svc, void *arg), void *arg);
-
-/* Signatures (types.c). */
-ms_status msi_signature(const ms__service *svc, char **text, char hex[17]);
 
 /* W3C trace context of a call: what nested calls keep (docs/calls.md). */
 typedef struct msi_trace {

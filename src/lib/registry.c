@@ -12,6 +12,7 @@
  * - Threading: one mutex guards the list and the `next` links; `gen` (atomic) changes on
  *   every register/unregister so callers can cache a lookup and notice staleness cheaply.
  */
+#include "codec.h"
 #include "msi.h"
 
 #include <stdio.h>
@@ -108,8 +109,9 @@ ms__register(ms__service *svc)
     msi_svc *rt = msi_svc_of(svc);
     if (rt && !name_ok(svc, rt)) {
         rt->invalid = 1;
-        msi_log(0, "%s:%d: service name '%s' is invalid (namespace and name: [A-Za-z0-9_.-], "
-                   "at most %d characters); the service is ignored",
+        msi_log(0,
+                "%s:%d: service name '%s' is invalid (namespace and name: [A-Za-z0-9_.-], "
+                "at most %d characters); the service is ignored",
                 svc->file, svc->line, rt->name, MSI_NAME_MAX - 1);
     } else if (msi_initialized && rt) {
         ms__service *first = find_locked(rt->name, svc);

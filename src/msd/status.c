@@ -17,11 +17,11 @@
 #include <time.h>
 
 /* ------------------------------------------------------------------------------------------
- * A growing text buffer.
+ * A growing text buffer: base's msi_buf, with printf and a failure that sticks, so that a
+ * page is written without a check per line and given up once at the end (bdone).
  * ---------------------------------------------------------------------------------------- */
 typedef struct buf {
-    char *p;
-    size_t len, cap;
+    msi_buf b;
     int failed;
 } buf;
 
@@ -33,29 +33,23 @@ bprintf(buf *b, const char *fmt, ...)
     if (b->failed)
         return;
     for (;;) {
-        size_t room = b->cap - b->len;
+        size_t room = b->b.cap - b->b.len;
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+        int n = vsnprintf(b->b.p ? b->b.p + b->b.len : NULL, room, fmt, ap);
         va_end(ap);
         if (n < 0) {
             b->failed = 1;
             return;
         }
         if ((size_t)n < room) {
-            b->len += (size_t)n;
+            b->b.len += (size_t)n;
             return;
         }
-        size_t ncap = b->cap ? b->cap * 2 : 4096;
-        while (ncap < b->len + (size_t)n + 1)
-            ncap *= 2;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
+        if (msi_buf_reserve(&b->b, (size_t)n) != 0) {
             b->failed = 1;
             return;
         }
-        b->p = np;
-        b->cap = ncap;
     }
 }
 
@@ -88,12 +82,12 @@ bescape(buf *b, const char *s)
 static char *
 bdone(buf *b, size_t *len)
 {
-    if (b->failed || !b->p) {
-        free(b->p);
+    if (b->failed || !b->b.p) {
+        msi_buf_free(&b->b);
         return NULL;
     }
-    *len = b->len;
-    return b->p;
+    *len = b->b.len;
+    return b->b.p;
 }
 
 /* ------------------------------------------------------------------------------------------

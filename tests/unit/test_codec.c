@@ -1,9 +1,10 @@
-/* test_codec.c: the JSON codec (src/lib/codec.c) against the wire rules of codec.h, using the
+/* test_codec.c: the JSON codec (src/lib/codec/codec.c) against the wire rules of codec.h, using the
  * descriptors the real MS_SERVICE and MS_STRUCT macros emit. */
 #include <jansson.h>
 #include <ms/ms.h>
 
 #include "codec.h"
+#include "msi.h"
 
 #include <float.h>
 #include <math.h>

@@ -1,5 +1,5 @@
-/* test_codec_text.c: the text lane of the codec (src/lib/codec_text.c) against the tree path
- * (codec.c), which is the reference (codec.h): whatever the text lane decodes, the tree path
+/* test_codec_text.c: the text lane of the codec (src/lib/codec/codec_text.c) against the tree
+ * path (codec.c), which is the reference (codec.h): whatever the text lane decodes, the tree path
  * decodes to the same value; whatever it encodes, the tree path reads back as the value; and
  * it handles the common cases (else the call path would not be fast). Differential tests on
  * hand-picked texts, on random values and on random mutations of valid texts. */
@@ -7,6 +7,7 @@
 #include <ms/ms.h>
 
 #include "codec.h"
+#include "msi.h"
 
 #include <float.h>
 #include <math.h>
@@ -214,6 +215,76 @@ test_codec_text_leaves_the_rest(void **state)
     expect_left("ttext", t);
     /* json_t * is a tree anyway. */
     expect_left("tjson", "{\"j\":{\"a\":[1,2]}}");
+}
+
+/* The call path's entries (msi_codec_*): the lane's value or the tree's, and the tree's
+ * messages, with the prefixes the call sites printed before the entries existed. */
+static void
+test_codec_text_entries(void **state)
+{
+    (void)state;
+    ms__service *dres = svc_of("tdres"), *js = svc_of("tjson"), *none = svc_of("tnone");
+    msi_err err = {{0}};
+    msi_buf b = {0};
+    union {
+        max_align_t align;
+        char bytes[256];
+    } a;
+    assert_true(dres->args_size <= sizeof a && js->args_size <= sizeof a);
+
+    /* Arguments: one the lane writes, one (a json_t *) only the tree writes. */
+    memset(&a, 0, sizeof a);
+    int64_t n = 7;
+    memcpy(a.bytes + dres->params[0].offset, &n, sizeof n);
+    assert_int_equal(msi_codec_encode_args(dres, &a, &b, &err), MS_OK);
+    b.p[b.len] = '\0';
+    assert_string_equal(b.p, "{\"n\":7}");
+    memset(&a, 0x5a, sizeof a);
+    assert_int_equal(msi_codec_decode_args(dres, b.p, b.len, &a, &err), MS_OK);
+    memcpy(&n, a.bytes + dres->params[0].offset, sizeof n);
+    assert_int_equal(n, 7);
+    json_t *j = json_pack("{s:[i,i]}", "a", 1, 2);
+    memset(&a, 0, sizeof a);
+    memcpy(a.bytes + js->params[0].offset, &j, sizeof j);
+    b.len = 0;
+    assert_int_equal(msi_codec_encode_args(js, &a, &b, &err), MS_OK);
+    json_decref(j);
+    b.p[b.len] = '\0';
+    assert_string_equal(b.p, "{\"j\":{\"a\":[1,2]}}");
+    assert_int_equal(msi_codec_decode_args(js, b.p, b.len, &a, &err), MS_OK);
+    memcpy(&j, a.bytes + js->params[0].offset, sizeof j);
+    assert_int_equal(json_array_size(json_object_get(j, "a")), 2);
+    msi_free_args(js, &a);
+    /* Not JSON; JSON but not these arguments: the tree's messages, args left zeroed. */
+    memset(&a, 0x5a, sizeof a);
+    assert_int_equal(msi_codec_decode_args(dres, "{\"n\":", 5, &a, &err), MS_EBADARGS);
+    assert_int_equal(strncmp(err.msg, "arguments: invalid JSON", 23), 0);
+    memcpy(&n, a.bytes + dres->params[0].offset, sizeof n);
+    assert_int_equal(n, 0);
+    assert_int_equal(msi_codec_decode_args(dres, "{\"m\":1}", 7, &a, &err), MS_EBADARGS);
+    assert_string_equal(err.msg, "unknown argument 'm'");
+
+    /* Results: the lane's text, a text only the tree reads (an escaped key), and errors. */
+    double d = 2.5;
+    b.len = 0;
+    assert_int_equal(msi_codec_encode_result(dres, &d, &b, &err), MS_OK);
+    b.p[b.len] = '\0';
+    assert_string_equal(b.p, "{\"result\":2.5}");
+    d = 0;
+    assert_int_equal(msi_codec_decode_result(dres, b.p, b.len, &d, &err), MS_OK);
+    assert_true(d == 2.5);
+    const char *esc = "{\"res\\u0075lt\":3}";
+    assert_int_equal(msi_text_decode_result(dres, esc, strlen(esc), &d), 0);
+    assert_int_equal(msi_codec_decode_result(dres, esc, strlen(esc), &d, &err), MS_OK);
+    assert_true(d == 3);
+    assert_int_equal(msi_codec_decode_result(dres, "nope", 4, &d, &err), MS_EPROTO);
+    assert_int_equal(strncmp(err.msg, "bad result: invalid JSON", 24), 0);
+    assert_int_equal(msi_codec_decode_result(dres, "{}", 2, &d, &err), MS_EPROTO);
+    assert_string_equal(err.msg, "result: response: missing \"result\"");
+    /* A void service: null only, but with no destination the tree decodes nothing. */
+    assert_int_equal(msi_codec_decode_result(none, "{\"result\":null}", 15, NULL, &err), MS_OK);
+    assert_int_equal(msi_codec_decode_result(none, "{\"result\":1}", 12, NULL, &err), MS_OK);
+    msi_buf_free(&b);
 }
 
 /* Deeper than the parser's limit: left to the tree path, which refuses it. */
@@ -495,6 +566,7 @@ main(void)
         cmocka_unit_test(test_codec_text_decodes_common_cases),
         cmocka_unit_test(test_codec_text_leaves_the_rest),
         cmocka_unit_test(test_codec_text_result_lane),
+        cmocka_unit_test(test_codec_text_entries),
         cmocka_unit_test(test_codec_text_depth),
         cmocka_unit_test(test_codec_text_encode_roundtrip_random),
         cmocka_unit_test(test_codec_text_mutations),

@@ -1013,3 +1013,92 @@ msi_decode_result(const ms__service *svc, const json_t *obj, void *result, msi_e
     /* A result the C type cannot hold means the peer broke the protocol, not our caller. */
     return st == MS_EBADARGS ? MS_EPROTO : st;
 }
+
+/* ---- The call path's entries: the text lane, else the tree ---------------------------- */
+
+/* json_dump_callback's sink: appends to a msi_buf. */
+static int
+dump_to_buf(const char *s, size_t n, void *b)
+{
+    return msi_buf_put(b, s, n);
+}
+
+/* err->msg becomes prefix + err->msg, cut where msi_errf would cut the two formatted
+ * together (so a caller's "%s: %s" prints what its own "%s: prefix%s" printed). */
+static ms_status
+prefixed(msi_err *err, ms_status st, const char *prefix)
+{
+    if (!err)
+        return st;
+    size_t p = strlen(prefix), n = strlen(err->msg), room = sizeof err->msg - 1;
+    if (n > room - p)
+        n = room - p;
+    memmove(err->msg + p, err->msg, n);
+    memcpy(err->msg, prefix, p);
+    err->msg[p + n] = '\0';
+    return st;
+}
+
+/* The tree's text of a value the text lane left: j (taken) dumped onto out. */
+static ms_status
+dump_tree(json_t *j, msi_buf *out, msi_err *err)
+{
+    int rc = json_dump_callback(j, dump_to_buf, out, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+    return rc == 0 ? MS_OK : msi_errf(err, MS_ENOMEM, "out of memory");
+}
+
+ms_status
+msi_codec_encode_args(const ms__service *svc, const void *args, msi_buf *out, msi_err *err)
+{
+    int trc = msi_text_encode_args(svc, args, out);
+    if (trc > 0)
+        return MS_OK;
+    if (trc < 0)
+        return msi_errf(err, MS_ENOMEM, "out of memory");
+    json_t *j = NULL;
+    ms_status st = msi_encode_args(svc, args, &j, err);
+    return st == MS_OK ? dump_tree(j, out, err) : st;
+}
+
+ms_status
+msi_codec_decode_args(const ms__service *svc, const char *text, size_t len, void *args,
+                      msi_err *err)
+{
+    if (msi_text_decode_args(svc, text, len, args))
+        return MS_OK;
+    memset(args, 0, svc->args_size);
+    json_t *j = msi_json_parse(text, len, err);
+    if (!j)
+        return prefixed(err, MS_EBADARGS, "arguments: ");
+    ms_status st = msi_decode_args(svc, j, args, err);
+    json_decref(j);
+    return st;
+}
+
+ms_status
+msi_codec_encode_result(const ms__service *svc, const void *result, msi_buf *out, msi_err *err)
+{
+    int trc = msi_text_encode_result(svc, result, out);
+    if (trc > 0)
+        return MS_OK;
+    if (trc < 0)
+        return msi_errf(err, MS_ENOMEM, "out of memory");
+    json_t *j = NULL;
+    ms_status st = msi_encode_result(svc, result, &j, err);
+    return st == MS_OK ? dump_tree(j, out, err) : st;
+}
+
+ms_status
+msi_codec_decode_result(const ms__service *svc, const char *text, size_t len, void *result,
+                        msi_err *err)
+{
+    if (msi_text_decode_result(svc, text, len, result))
+        return MS_OK;
+    json_t *j = msi_json_parse(text, len, err);
+    if (!j)
+        return prefixed(err, MS_EPROTO, "bad result: ");
+    ms_status st = result ? msi_decode_result(svc, j, result, err) : MS_OK;
+    json_decref(j);
+    return st == MS_OK ? MS_OK : prefixed(err, st, "result: ");
+}

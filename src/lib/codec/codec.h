@@ -1,6 +1,17 @@
 /*
- * codec.h: C values to and from JSON, driven by the type descriptors MS_SERVICE and
- * MS_STRUCT emit (ms__type, ms__field in <ms/ms.h>).
+ * codec.h: the codec of libms (src/lib/codec/): C values to and from JSON, driven by the type
+ * descriptors MS_SERVICE and MS_STRUCT emit (ms__type, ms__field in <ms/ms.h>).
+ *
+ * What the folder owns: the scalar type descriptors and service signatures (types.c), the
+ * tree path between C values and jansson trees, which is the reference for every wire rule
+ * and every error message (codec.c), the text lane between C values and JSON text without a
+ * tree (codec_text.c), and the one entry per direction that tries the text lane and falls
+ * back to the tree (msi_codec_*, codec.c): the only way the call path (client.c, host.c)
+ * encodes or decodes. It is a sub-layer of src/lib below the rest of it (docs/design.md,
+ * "Layers"): it includes base.h and <ms/ms.h> only, does no I/O and keeps no state.
+ *
+ * Threading: every function is reentrant and keeps no state; a value, an argument struct or
+ * an msi_buf is used by one thread at a time, as for any C object.
  *
  * Wire rules (DESIGN section 3, decisions in docs/design.md):
  * - bool: true/false. Integers: JSON integers; a value outside the int64 range (a large
@@ -21,13 +32,45 @@
  * new reference) and freed with ms__free_value / msi_free_args. Encoders never take
  * ownership of the value they read. On failure a decoder frees what it had allocated and
  * leaves the value zeroed.
- *
- * Threading: all functions are reentrant.
  */
 #ifndef MS_CODEC_H
 #define MS_CODEC_H
 
-#include "msi.h"
+#include "base.h"
+
+#include <ms/ms.h>
+
+/* ---- The call path's entries: the text lane, else the tree ----
+ *
+ * One per direction. Each tries the text lane (below) and, for what the lane leaves, takes
+ * the tree path, which is the one that says what is wrong: a value the lane takes costs no
+ * allocation beyond the growth of `out` and no copy. Messages in err are those of the tree
+ * path, without the service name (the caller prefixes it).
+ */
+
+/* Appends the argument object of svc ({"name":value,...}) to out. MS_OK, or the tree's
+ * status and message (MS_ENOMEM: "out of memory"); out->len is then unspecified. */
+ms_status msi_codec_encode_args(const ms__service *svc, const void *args, msi_buf *out,
+                                msi_err *err);
+/* Decodes an argument object from text (len bytes) into args (svc->args_size bytes, zeroed
+ * first). MS_OK: free with msi_free_args. Else args is left zeroed and err says why: text
+ * that is not JSON is MS_EBADARGS "arguments: <parser's message>", JSON that is not this
+ * service's arguments is msi_decode_args's status and message. */
+ms_status msi_codec_decode_args(const ms__service *svc, const char *text, size_t len, void *args,
+                                msi_err *err);
+/* Appends {"result":value} ({"result":null} for a void service; result is then ignored) to
+ * out. MS_OK, or the tree's status and message (MS_ENOMEM: "out of memory"). */
+ms_status msi_codec_encode_result(const ms__service *svc, const void *result, msi_buf *out,
+                                  msi_err *err);
+/* Decodes {"result":value} from text (len bytes) into *result (ignored for void). Else
+ * *result is left zeroed and err says why: text that is not JSON is MS_EPROTO "bad result:
+ * <parser's message>", JSON that is not this service's result is msi_decode_result's status
+ * with "result: <its message>". result NULL: the text lane checks the value and releases
+ * it; what it leaves is only required to be JSON (the tree decodes nothing). */
+ms_status msi_codec_decode_result(const ms__service *svc, const char *text, size_t len,
+                                  void *result, msi_err *err);
+
+/* ---- The tree path (codec.c): C values to and from jansson trees, the reference ---- */
 
 /* One value of type t at v, as a new JSON value in *out. */
 ms_status msi_encode(const ms__type *t, const void *v, json_t **out, msi_err *err);
@@ -68,6 +111,10 @@ int msi_text_decode_args(const ms__service *svc, const char *text, size_t len, v
 /* Decodes {"result":value} into *result (ignored for void; NULL: checked, then released).
  * 1 done; 0 not handled: *result is left zeroed. */
 int msi_text_decode_result(const ms__service *svc, const char *text, size_t len, void *result);
+
+/* Signatures (types.c): svc's canonical signature text in *text (malloc'd) and the 64-bit
+ * FNV-1a hash of it in hex. MS_OK or MS_ENOMEM. */
+ms_status msi_signature(const ms__service *svc, char **text, char hex[17]);
 
 /* Helpers shared by codec.c and codec_text.c. */
 /* 1 when size is a C integer width ms carries (1, 2, 4 or 8 bytes). */

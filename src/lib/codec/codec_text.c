@@ -736,11 +736,6 @@ msi_text_decode_args(const ms__service *svc, const char *text, size_t len, void 
     return ok;
 }
 
-typedef union scratch {
-    max_align_t align;
-    char bytes[256];
-} scratch;
-
 int
 msi_text_decode_result(const ms__service *svc, const char *text, size_t len, void *result)
 {
@@ -761,7 +756,7 @@ msi_text_decode_result(const ms__service *svc, const char *text, size_t len, voi
         return 0;
     r.p++;
     skip_ws(&r);
-    scratch tmp;
+    msi_scratch tmp;
     void *v = result;
     int ok;
     if (!t) {

@@ -8,7 +8,7 @@
  *   "point{x:f64,y:f64}", and its hash is the 64-bit FNV-1a of that text in hex. Parameter
  *   names are part of it because arguments travel by name.
  */
-#include "msi.h"
+#include "codec.h"
 
 #include <limits.h>
 #include <stdio.h>
