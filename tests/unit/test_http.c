@@ -473,6 +473,48 @@ test_http_client_errors(void **state)
     assert_int_equal(rs.sent, 0);
 }
 
+/* The HTTP status of an answer without an error body, as the client maps it to an
+ * ms_status (msi_httpc_error_status). Pinned for every code the client has ever mapped
+ * explicitly, and for every other code (which is MS_EPROTO), so that deriving the mapping
+ * from MS_STATUS_LIST changes no result. */
+static void
+test_http_client_status_map(void **state)
+{
+    (void)state;
+    static const struct {
+        long http;
+        ms_status st;
+    } pinned[] = {
+        {200, MS_OK},           {400, MS_EBADARGS},    {401, MS_EAUTH},
+        {403, MS_EFORBIDDEN},   {404, MS_ENOTFOUND},   {409, MS_ETXN_LOST},
+        {412, MS_ESIGNATURE},   {413, MS_ETOOBIG},     {421, MS_EWRONGINSTANCE},
+        {422, MS_EREUSED},      {429, MS_EOVERLOADED}, {502, MS_EPROTO},
+        {503, MS_EUNAVAILABLE}, {504, MS_ETIMEDOUT},
+    };
+    for (long http = 0; http < 1000; http++) {
+        ms_status want = MS_EPROTO;
+        for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++)
+            if (pinned[i].http == http)
+                want = pinned[i].st;
+        msi_httpc_resp rs = {0};
+        rs.status = http;
+        rs.body = "";
+        int app = -1;
+        ms_status got = msi_httpc_error_status(&rs, &app);
+        if (got != want)
+            fail_msg("HTTP %ld: %s, wanted %s", http, ms_status_name(got), ms_status_name(want));
+        assert_int_equal(app, 0);
+    }
+    /* An error body's code wins over the HTTP status. */
+    msi_httpc_resp rs = {0};
+    rs.status = 503;
+    rs.body = "{\"error\":{\"code\":\"MS_EDRAINING\",\"message\":\"x\",\"app_code\":7}}";
+    rs.len = strlen(rs.body);
+    int app = 0;
+    assert_int_equal(msi_httpc_error_status(&rs, &app), MS_EDRAINING);
+    assert_int_equal(app, 7);
+}
+
 /* A server that reads the request and closes without answering: the call is in doubt. */
 static void
 test_http_client_sent_then_lost(void **state)
@@ -1583,6 +1625,7 @@ main(void)
         cmocka_unit_test(test_http_retry_after),
         cmocka_unit_test(test_http_client_errors),
         cmocka_unit_test(test_http_client_sent_then_lost),
+        cmocka_unit_test(test_http_client_status_map),
         cmocka_unit_test(test_http_unix_peer_uid),
         cmocka_unit_test(test_http_peer_uid_tcp),
         cmocka_unit_test(test_http_quiesce_refuses),
