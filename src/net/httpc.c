@@ -1184,43 +1184,6 @@ msi_httpc_error_text(const msi_httpc_resp *resp, char *buf, size_t size)
     return buf;
 }
 
-static ms_status
-status_of_http(long http)
-{
-    switch (http) {
-    case 200:
-        return MS_OK;
-    case 400:
-        return MS_EBADARGS;
-    case 401:
-        return MS_EAUTH;
-    case 403:
-        return MS_EFORBIDDEN;
-    case 404:
-        return MS_ENOTFOUND;
-    case 409:
-        return MS_ETXN_LOST;
-    case 412:
-        return MS_ESIGNATURE;
-    case 413:
-        return MS_ETOOBIG;
-    case 421:
-        return MS_EWRONGINSTANCE;
-    case 422:
-        return MS_EREUSED;
-    case 429:
-        return MS_EOVERLOADED;
-    case 502:
-        return MS_EPROTO;
-    case 503:
-        return MS_EUNAVAILABLE;
-    case 504:
-        return MS_ETIMEDOUT;
-    default:
-        return MS_EPROTO;
-    }
-}
-
 ms_status
 msi_httpc_error_status(const msi_httpc_resp *resp, int *app_code)
 {
@@ -1230,7 +1193,8 @@ msi_httpc_error_status(const msi_httpc_resp *resp, int *app_code)
     json_t *j = resp->len ? msi_json_parse(resp->body, resp->len, &perr) : NULL;
     json_t *e = json_object_get(j, "error");
     const char *code = json_string_value(json_object_get(e, "code"));
-    ms_status st = status_of_http(resp->status);
+    ms_status st =
+        msi_status_of_http(resp->status < 0 || resp->status > 999 ? 0 : (int)resp->status);
     if (code) {
 #define X(name, num, http, text)                                                                   \
     if (strcmp(code, #name) == 0)                                                                  \
