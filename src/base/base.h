@@ -44,6 +44,12 @@ ms_status msi_errf(msi_err *err, ms_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The HTTP status that stands for st on the wire (MS_STATUS_LIST). */
 int msi_status_http(ms_status st);
+/* The reverse, for an answer that carries no status name of its own: the first status of
+ * MS_STATUS_LIST with that HTTP code, leaving out those a bare code cannot stand for
+ * (code 500: MS_EAPP, MS_ENOMEM, MS_EIO; and MS_EINDOUBT, a judgement of the caller's);
+ * MS_EPROTO for every other code. So 200 is MS_OK, 409 MS_ETXN_LOST, 502 MS_EPROTO,
+ * 503 MS_EUNAVAILABLE, 500 MS_EPROTO. */
+ms_status msi_status_of_http(int http);
 
 /* ---- clock (clock.c) ---- */
 

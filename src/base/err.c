@@ -1,5 +1,5 @@
 /*
- * err.c: error details (msi_err) and the HTTP status of each ms_status.
+ * err.c: error details (msi_err) and the HTTP status of each ms_status, both ways.
  *
  * Design notes
  * - MS_STATUS_LIST in <ms/ms.h> is the one list behind the HTTP codes; nothing here repeats
@@ -14,13 +14,24 @@ int
 msi_status_http(ms_status st)
 {
     switch (st) {
-#define X(name, num, http, text)                                                               \
-    case name:                                                                                 \
+#define X(name, num, http, text)                                                                   \
+    case name:                                                                                     \
         return http;
         MS_STATUS_LIST(X)
 #undef X
     }
     return 500;
+}
+
+ms_status
+msi_status_of_http(int http)
+{
+#define X(name, num, code, text)                                                                   \
+    if (code == http && code != 500 && name != MS_EINDOUBT)                                        \
+        return name;
+    MS_STATUS_LIST(X)
+#undef X
+    return MS_EPROTO;
 }
 
 ms_status

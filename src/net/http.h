@@ -1,14 +1,14 @@
 /*
  * src/net: the second layer, over src/base only (docs/design.md, "Layers"). It owns HTTP/1.1:
- * the request parser (http_parse.c, pure and fuzzed), the server (http.c) and the client
- * (httpc.c, httpc.h). It knows nothing of services, calls or msd: the library (src/lib) and
- * msd build on it. Threading: the server's threads are its own (below); the client keeps
- * one state per thread and takes no lock on the request path (httpc.h).
+ * the parser of requests and responses (http_parse.c, pure and fuzzed), the server (http.c)
+ * and the client (httpc.c, httpc.h). It knows nothing of services, calls or msd: the library
+ * (src/lib) and msd build on it. Threading: the server's threads are its own (below); the client
+ * keeps one state per thread and takes no lock on the request path (httpc.h).
  *
  * http.h: a small HTTP/1.1 server of our own over plain sockets, shared by the instance host
- * (src/lib/host.c) and msd. Not installed. The server is http.c; its request parser is
- * http_parse.c (pure functions over a byte buffer, declared at the end of this file so that
- * unit tests and the fuzzer reach them).
+ * (src/lib/host.c) and msd. Not installed. The server is http.c; the parser of requests (the
+ * server's) and of responses (the client's, httpc.c) is http_parse.c: pure functions over a
+ * byte buffer, declared at the end of this file so that unit tests and the fuzzers reach them.
  *
  * Design notes
  * - Threading: one accept thread per server and one detached thread per connection, which
@@ -220,7 +220,7 @@ int msi_http_parse_head(const char *buf, size_t len, size_t max_header, msi_http
 /* State of a chunked body being decoded; zero it before the first call. */
 typedef struct msi_http_chunked {
     int state;      /* private */
-    uint64_t left;  /* private: bytes left in the current chunk */
+    uint64_t left;  /* bytes left in the current chunk (total + left bounds the body so far) */
     size_t line;    /* private: bytes of the current size or trailer line */
     size_t trailer; /* private: bytes of trailers so far */
     uint64_t total; /* bytes of data decoded so far, kept or not */
@@ -234,10 +234,63 @@ typedef struct msi_http_chunked {
  * body's last byte, MSI_HTTP_PARSE_MORE when every byte given was consumed and the body
  * goes on, or MSI_HTTP_PARSE_ERROR with *status 400 (malformed, or a size line over 4 KiB),
  * 413 (a chunk size of 2^60 or more) or 431 (trailers over 8 KiB). Bare LF line ends are
- * accepted.
+ * accepted. The same decoder reads chunked responses in the client (httpc.c).
  */
 int msi_http_dechunk(msi_http_chunked *st, char *buf, size_t *in, size_t len, size_t *out,
                      uint64_t keep, int *status);
+
+/* ---- the response parser (http_parse.c): the client's side (httpc.c), pure as well ---- */
+
+/* What msi_http_parse_response found. */
+typedef enum msi_http_resp_rc {
+    MSI_HTTP_RESP_TOO_LONG = -2,  /* no empty line within max_head bytes */
+    MSI_HTTP_RESP_MALFORMED = -1, /* a complete head that is not an HTTP/1.x response */
+    MSI_HTTP_RESP_MORE = 0,       /* no complete head yet: call again with more bytes */
+    MSI_HTTP_RESP_DONE = 1,       /* a complete head, in *out */
+} msi_http_resp_rc;
+
+/* The head of a response: what the client needs of it. */
+typedef struct msi_http_resp_head {
+    size_t head_len;        /* status line, fields and the empty line */
+    int status;             /* 100..999: the three digits of the status line */
+    int minor;              /* HTTP/1.minor: 0 or 1 */
+    int64_t content_length; /* -1: none; else 0 .. 10^18 - 1 (the last field wins) */
+    int chunked;            /* Transfer-Encoding lists "chunked" (the last field wins) */
+    int keep_alive;         /* HTTP/1.1 without "Connection: close", or HTTP/1.0 with
+                               "Connection: keep-alive" and without "close" */
+    int retry_after_s;      /* Retry-After in seconds, 0..86399; -1: none, or a date */
+} msi_http_resp_head;
+
+/*
+ * Parses the head of the response at buf[0..len), up to and including its first empty line
+ * (CRLF or a bare LF). The status line must start "HTTP/1.0 " or "HTTP/1.1 " and three
+ * digits, the first 1-9 (what follows, the reason, is not looked at); field lines are
+ * "name: value" (lines without a colon are skipped, names matched case-insensitively,
+ * values trimmed of SP and HTAB). Read: Content-Length (1 to 18 digits, else MALFORMED),
+ * Transfer-Encoding (a list holding "chunked"), Connection (lists holding "close",
+ * "keep-alive"), Retry-After (leading digits, up to 6, below 86400; anything else is
+ * ignored). Other fields are ignored.
+ * Guarantees: reads nothing past buf[min(len, max_head)); DONE only with head_len <=
+ * max_head and <= len, and then the result depends on buf[0..head_len) alone (bytes after
+ * the head, a body or a next response, are never looked at); every prefix shorter than
+ * head_len is MORE; TOO_LONG exactly when the first max_head bytes hold no complete head,
+ * so it stays TOO_LONG as bytes are added, and so does MALFORMED. Pure: no I/O, no
+ * allocation; *out is filled on DONE (and zeroed with -1 for the absent values otherwise).
+ */
+msi_http_resp_rc msi_http_parse_response(const char *buf, size_t len, size_t max_head,
+                                         msi_http_resp_head *out);
+
+/* How the body of a response is framed (RFC 9112 section 6.3, for the cases we meet). */
+typedef enum msi_http_body_framing {
+    MSI_HTTP_BODY_NONE,        /* none: a response to HEAD, or 204, 304 */
+    MSI_HTTP_BODY_CHUNKED,     /* chunked (msi_http_dechunk); wins over Content-Length */
+    MSI_HTTP_BODY_LENGTH,      /* content_length bytes */
+    MSI_HTTP_BODY_UNTIL_CLOSE, /* up to the end of the connection (which is then not kept) */
+} msi_http_body_framing;
+
+/* The framing of the body after head h; head_request: the request was a HEAD. (1xx heads
+ * are not asked about: the client skips them, except 101, framed like any other.) */
+msi_http_body_framing msi_http_response_framing(const msi_http_resp_head *h, int head_request);
 
 /*
  * Percent-decodes s[0..len) in place (and '+' to a space when plus is set); a '%' not

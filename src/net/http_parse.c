@@ -1,8 +1,9 @@
 /*
- * http_parse.c: the request parser of the HTTP server (http.c): the head of a request and
- * chunked bodies (contract in http.h). Pure functions over a byte buffer: no I/O, no
- * allocation, no global state, so they are unit-tested (tests/unit/test_http.c) and
- * fuzzed (tests/fuzz/fuzz_http_parse.c) on their own.
+ * http_parse.c: the HTTP/1.1 parser of the server (http.c) and of the client (httpc.c): the
+ * head of a request, the head of a response, and chunked bodies either way (contract in
+ * http.h). Pure functions over a byte buffer: no I/O, no allocation, no global state, so
+ * they are unit-tested (tests/unit/test_http.c) and fuzzed (tests/fuzz/fuzz_http_parse.c
+ * for requests, tests/fuzz/fuzz_http_response.c for responses) on their own.
  *
  * Design notes
  * - The head is parsed line by line in one pass, and each complete line is checked when it
@@ -22,6 +23,12 @@
  * - Chunked bodies are decoded by a byte-driven state machine that consumes everything it
  *   is given (a chunk-size line may be split anywhere), so the server never keeps raw
  *   chunk framing around: memory is the decoded body, and nothing once over the limit.
+ * - Responses come from servers we wrote (http.c) and are parsed as leniently as the client
+ *   always did (a reason phrase or a field line is not checked against the grammar; lines
+ *   without a colon are skipped): the client trusts the framing it reads, not the rest. The
+ *   head is parsed once it is complete (its empty line found), so its outcome cannot
+ *   depend on where the bytes were split. The same case-insensitive compare and list
+ *   lookup serve both directions.
  */
 #include "http.h"
 
@@ -71,7 +78,8 @@ fail(msi_http_head *h, int status, const char *why)
     return MSI_HTTP_PARSE_ERROR;
 }
 
-/* Whether the comma-separated list v[0..n) holds `token` (case-insensitive). */
+/* Whether the comma-separated list v[0..n) holds `token` (case-insensitive; elements
+ * trimmed of SP and HTAB). Requests and responses. */
 static int
 list_has(const char *v, size_t n, const char *token)
 {
@@ -91,6 +99,7 @@ list_has(const char *v, size_t n, const char *token)
     return 0;
 }
 
+/* Whether a[0..n) is lit, case-insensitively. Requests and responses. */
 static int
 eq_nocase(const char *a, size_t n, const char *lit)
 {
@@ -254,6 +263,120 @@ msi_http_parse_head(const char *buf, size_t len, size_t max_header, msi_http_hea
         if (field_line(buf, s, e, h) != 0)
             return MSI_HTTP_PARSE_ERROR;
     }
+}
+
+/* ---- response heads ------------------------------------------------------------------ */
+
+/* Where the head ends in buf[0..len) (the offset after its first empty line), or 0. */
+static size_t
+resp_head_end(const char *buf, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (buf[i + 1] == '\n')
+            return i + 2;
+        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+static void
+resp_field(const char *name, size_t nlen, const char *v, size_t vlen, msi_http_resp_head *h,
+           int *conn_close, int *conn_keep, int *bad)
+{
+    if (eq_nocase(name, nlen, "Content-Length")) {
+        if (vlen == 0 || vlen > 18) {
+            *bad = 1;
+            return;
+        }
+        int64_t cl = 0;
+        for (size_t i = 0; i < vlen; i++) {
+            if (v[i] < '0' || v[i] > '9') {
+                *bad = 1;
+                return;
+            }
+            cl = cl * 10 + (v[i] - '0');
+        }
+        h->content_length = cl;
+    } else if (eq_nocase(name, nlen, "Transfer-Encoding")) {
+        h->chunked = list_has(v, vlen, "chunked");
+    } else if (eq_nocase(name, nlen, "Connection")) {
+        *conn_close |= list_has(v, vlen, "close");
+        *conn_keep |= list_has(v, vlen, "keep-alive");
+    } else if (eq_nocase(name, nlen, "Retry-After")) {
+        long sec = 0;
+        size_t i = 0;
+        for (; i < vlen && i < 6 && v[i] >= '0' && v[i] <= '9'; i++)
+            sec = sec * 10 + (v[i] - '0');
+        if (i > 0 && sec < 86400)
+            h->retry_after_s = (int)sec;
+    }
+}
+
+msi_http_resp_rc
+msi_http_parse_response(const char *buf, size_t len, size_t max_head, msi_http_resp_head *h)
+{
+    memset(h, 0, sizeof *h);
+    h->content_length = -1;
+    h->retry_after_s = -1;
+    size_t lim = len < max_head ? len : max_head;
+    size_t end = resp_head_end(buf, lim);
+    if (!end)
+        return len >= max_head ? MSI_HTTP_RESP_TOO_LONG : MSI_HTTP_RESP_MORE;
+    if (end < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
+        buf[8] != ' ' || buf[9] < '1' || buf[9] > '9' || buf[10] < '0' || buf[10] > '9' ||
+        buf[11] < '0' || buf[11] > '9')
+        return MSI_HTTP_RESP_MALFORMED;
+    h->minor = buf[7] - '0';
+    h->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    int conn_close = 0, conn_keep = 0, bad = 0;
+    /* Field lines: from after the status line up to the empty line. */
+    const char *p = memchr(buf, '\n', end);
+    const char *stop = buf + end;
+    while (p && p + 1 < stop && !bad) {
+        const char *line = p + 1;
+        const char *nl = memchr(line, '\n', (size_t)(stop - line));
+        if (!nl)
+            break;
+        size_t ll = (size_t)(nl - line);
+        if (ll && line[ll - 1] == '\r')
+            ll--;
+        p = nl;
+        const char *colon = memchr(line, ':', ll);
+        if (!colon)
+            continue;
+        size_t nlen = (size_t)(colon - line);
+        const char *v = colon + 1;
+        size_t vlen = ll - nlen - 1;
+        while (vlen && (*v == ' ' || *v == '\t'))
+            v++, vlen--;
+        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+            vlen--;
+        resp_field(line, nlen, v, vlen, h, &conn_close, &conn_keep, &bad);
+    }
+    if (bad) {
+        memset(h, 0, sizeof *h);
+        h->content_length = -1;
+        h->retry_after_s = -1;
+        return MSI_HTTP_RESP_MALFORMED;
+    }
+    h->head_len = end;
+    h->keep_alive = h->minor == 1 ? !conn_close : conn_keep && !conn_close;
+    return MSI_HTTP_RESP_DONE;
+}
+
+msi_http_body_framing
+msi_http_response_framing(const msi_http_resp_head *h, int head_request)
+{
+    if (head_request || h->status == 204 || h->status == 304)
+        return MSI_HTTP_BODY_NONE;
+    if (h->chunked)
+        return MSI_HTTP_BODY_CHUNKED;
+    if (h->content_length >= 0)
+        return MSI_HTTP_BODY_LENGTH;
+    return MSI_HTTP_BODY_UNTIL_CLOSE;
 }
 
 /* ---- chunked bodies ------------------------------------------------------------------ */

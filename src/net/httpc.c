@@ -29,11 +29,14 @@
  *   connection dies after the request left but before any byte of the response came, the
  *   request is sent once more on a new connection (as libcurl did), unless the request said
  *   no_resend and body bytes had left: then `resend_refused`, MS_EINDOUBT.
- * - A response: status line, headers (Content-Length, Transfer-Encoding: chunked,
- *   Connection, Retry-After), then the body by length, by chunks or until the server closes.
- *   1xx answers are skipped; HEAD, 204 and 304 have no body. The connection is kept when the
- *   framing allows it and neither side said "close". If the server answers while the body is
- *   still being sent, sending stops and the answer is read.
+ * - A response: this file only reads; the parsing is http_parse.c's (pure and fuzzed, shared
+ *   with the server): msi_http_parse_response for the status line and headers
+ *   (Content-Length, Transfer-Encoding: chunked, Connection, Retry-After), parsed again
+ *   after each read until the head is complete; msi_http_response_framing for how the body
+ *   ends (by length, by chunks, or when the server closes); msi_http_dechunk decodes a
+ *   chunked body in place. 1xx answers are skipped; HEAD, 204 and 304 have no body. The
+ *   connection is kept when the framing allows it and neither side said "close". If the
+ *   server answers while the body is still being sent, sending stops and the answer is read.
  * - Time: every wait is bounded by the request's deadline; a connect also by
  *   CONNECT_TIMEOUT_MS. Connected sockets are blocking and every send and recv passes
  *   MSG_DONTWAIT, except the wait for an answer: one blocking recv bounded by SO_RCVTIMEO,
@@ -47,6 +50,8 @@
  * server is about to close is not picked.
  */
 #include "httpc.h"
+
+#include "http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -632,130 +637,44 @@ fill(reader *r, int wait_first)
     }
 }
 
-/* The response's framing, from its head. */
-typedef struct head {
-    size_t size; /* bytes of the head, blank line included */
-    int status;
-    int minor;                /* HTTP/1.minor */
-    long long content_length; /* -1: none */
-    int chunked;
-    int conn_close, conn_keep;
-    int retry_after_s;
-} head;
+/* What reading (a head, a body) or a whole exchange came to. */
+typedef enum outcome {
+    XF_OK,        /* a response (or the part asked for) */
+    XF_TIMEOUT,   /* the deadline passed */
+    XF_LOST,      /* the connection failed or ended; see got_any, and err (ETIMEDOUT when a
+                     read ran out of time) */
+    XF_NOMEM,     /* out of memory, or a response too large */
+    XF_MALFORMED, /* not an HTTP response */
+} outcome;
 
-static int
-ieq_prefix(const char *s, size_t n, const char *lit)
+/* A read that ended without data (fill: 0 or -1) or -2 (out of memory), as an outcome. */
+static outcome
+fill_failed(ssize_t got)
 {
-    size_t k = strlen(lit);
-    return n >= k && strncasecmp(s, lit, k) == 0;
+    return got == -2 ? XF_NOMEM : XF_LOST;
 }
 
-/* Whether the comma-separated value (n bytes) lists token (case-insensitive). */
-static int
-lists(const char *v, size_t n, const char *token)
+/* Reads until a head (final or 1xx) is complete at the start of c->rbuf and parses it
+ * (msi_http_parse_response): XF_OK with *h, XF_LOST (see r), XF_NOMEM, XF_MALFORMED (not a
+ * response head, or none within HEAD_MAX bytes). */
+static outcome
+read_head(reader *r, msi_http_resp_head *h, int wait_first)
 {
-    size_t k = strlen(token);
-    for (size_t i = 0; i + k <= n; i++)
-        if (strncasecmp(v + i, token, k) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
-            (i + k == n || v[i + k] == ' ' || v[i + k] == ',' || v[i + k] == ';'))
-            return 1;
-    return 0;
-}
-
-/* Parses the head at buf (len bytes, ending with the blank line): 0, or -1 malformed. */
-static int
-parse_head(const char *buf, size_t len, head *h)
-{
-    memset(h, 0, sizeof *h);
-    h->size = len;
-    h->content_length = -1;
-    h->retry_after_s = -1;
-    if (len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
-        buf[8] != ' ' || buf[9] < '1' || buf[9] > '9' || buf[10] < '0' || buf[10] > '9' ||
-        buf[11] < '0' || buf[11] > '9')
-        return -1;
-    h->minor = buf[7] - '0';
-    h->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-    const char *p = memchr(buf, '\n', len);
-    const char *end = buf + len;
-    while (p && p + 1 < end) {
-        const char *line = p + 1;
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        if (!nl)
+    for (;;) {
+        switch (msi_http_parse_response(r->c->rbuf ? r->c->rbuf : "", r->len, HEAD_MAX, h)) {
+        case MSI_HTTP_RESP_DONE:
+            return XF_OK;
+        case MSI_HTTP_RESP_MALFORMED:
+        case MSI_HTTP_RESP_TOO_LONG:
+            return XF_MALFORMED;
+        case MSI_HTTP_RESP_MORE:
             break;
-        size_t ll = (size_t)(nl - line);
-        if (ll && line[ll - 1] == '\r')
-            ll--;
-        p = nl;
-        const char *colon = memchr(line, ':', ll);
-        if (!colon)
-            continue;
-        size_t nlen = (size_t)(colon - line);
-        const char *v = colon + 1;
-        size_t vlen = ll - nlen - 1;
-        while (vlen && (*v == ' ' || *v == '\t'))
-            v++, vlen--;
-        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-            vlen--;
-        if (nlen == 14 && ieq_prefix(line, nlen, "Content-Length")) {
-            long long cl = 0;
-            if (vlen == 0 || vlen > 18)
-                return -1;
-            for (size_t i = 0; i < vlen; i++) {
-                if (v[i] < '0' || v[i] > '9')
-                    return -1;
-                cl = cl * 10 + (v[i] - '0');
-            }
-            h->content_length = cl;
-        } else if (nlen == 17 && ieq_prefix(line, nlen, "Transfer-Encoding")) {
-            h->chunked = lists(v, vlen, "chunked");
-        } else if (nlen == 10 && ieq_prefix(line, nlen, "Connection")) {
-            h->conn_close |= lists(v, vlen, "close");
-            h->conn_keep |= lists(v, vlen, "keep-alive");
-        } else if (nlen == 11 && ieq_prefix(line, nlen, "Retry-After")) {
-            long s = 0;
-            size_t i = 0;
-            for (; i < vlen && i < 6 && v[i] >= '0' && v[i] <= '9'; i++)
-                s = s * 10 + (v[i] - '0');
-            if (i > 0 && s < 86400)
-                h->retry_after_s = (int)s;
         }
-    }
-    return 0;
-}
-
-/* Where the head ends in buf (the offset after its blank line), or 0. */
-static size_t
-head_end(const char *buf, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (buf[i] != '\n')
-            continue;
-        if (buf[i + 1] == '\n')
-            return i + 2;
-        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
-            return i + 3;
-    }
-    return 0;
-}
-
-/* Reads until a head (final or 1xx) is complete at the start of c->rbuf: 0 with *h, -1 read
- * error / EOF (see r), -2 out of memory, -3 malformed. */
-static int
-read_head(reader *r, head *h, int wait_first)
-{
-    size_t end;
-    while (!(end = head_end(r->c->rbuf ? r->c->rbuf : "", r->len))) {
-        if (r->len > HEAD_MAX)
-            return -3;
         ssize_t got = fill(r, wait_first);
         wait_first = 0;
-        if (got == -2)
-            return -2;
         if (got <= 0)
-            return -1;
+            return fill_failed(got);
     }
-    return parse_head(r->c->rbuf, end, h) == 0 ? 0 : -3;
 }
 
 /* Drops the first n bytes of the buffer (a head consumed). */
@@ -766,142 +685,81 @@ consume(reader *r, size_t n)
     r->len -= n;
 }
 
-/* Reads the body after a head of h->size bytes; on success the body is at
- * c->rbuf + h->size, *blen bytes, NUL-terminated; *reusable says whether the connection can
- * serve another request. 0, -1 read error, -2 out of memory or too large, -3 malformed. */
-static int
-read_body(reader *r, const head *h, int no_body, size_t *blen, int *reusable)
+/* Reads the body after head h (msi_http_response_framing); on XF_OK the body is at
+ * c->rbuf + h->head_len, *blen bytes, NUL-terminated, and *reusable says whether the
+ * connection can serve another request (the framing allows it, neither side said close,
+ * and no byte came after the response). Else XF_LOST (see r), XF_NOMEM (also a body over
+ * BODY_MAX), XF_MALFORMED (bad chunked framing). */
+static outcome
+read_body(reader *r, const msi_http_resp_head *h, int no_body, size_t *blen, int *reusable)
 {
-    size_t off = h->size;
-    *reusable = (h->minor == 1 ? !h->conn_close : h->conn_keep && !h->conn_close);
-    if (no_body || h->status == 204 || h->status == 304) {
+    size_t off = h->head_len;
+    *reusable = h->keep_alive;
+    switch (msi_http_response_framing(h, no_body)) {
+    case MSI_HTTP_BODY_NONE:
         *blen = 0;
         r->c->rbuf[off] = '\0';
         *reusable = *reusable && r->len == off;
-        return 0;
-    }
-    if (h->chunked) {
-        /* Decode in place: chunks are copied down to `out` as they complete. */
-        size_t out = off, pos = off;
+        return XF_OK;
+    case MSI_HTTP_BODY_CHUNKED: {
+        /* Decoded in place (msi_http_dechunk): the data is copied down to `out` as it comes,
+         * and the raw bytes consumed are dropped before each read, so the buffer holds the
+         * body and one read's worth of framing. */
+        msi_http_chunked st = {0};
+        size_t in = off, out = off;
         for (;;) {
-            char *line_end;
-            while (!(line_end = memchr(r->c->rbuf + pos, '\n', r->len - pos))) {
-                if (r->len - pos > 1024)
-                    return -3;
-                ssize_t got = fill(r, 0);
-                if (got == -2)
-                    return -2;
-                if (got <= 0)
-                    return -1;
-            }
-            char *q = r->c->rbuf + pos;
-            size_t size = 0;
-            int digits = 0;
-            for (; q < line_end; q++, digits++) {
-                int d = *q >= '0' && *q <= '9'   ? *q - '0'
-                        : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10
-                        : *q >= 'A' && *q <= 'F' ? *q - 'A' + 10
-                                                 : -1;
-                if (d < 0)
-                    break;
-                if (size > (BODY_MAX >> 4))
-                    return -2;
-                size = size * 16 + (size_t)d;
-            }
-            if (!digits)
-                return -3;
-            size_t data = (size_t)(line_end - r->c->rbuf) + 1;
-            if (size == 0) {
-                /* Trailers up to a blank line. */
-                size_t t = data;
-                for (;;) {
-                    char *nl;
-                    while (!(nl = memchr(r->c->rbuf + t, '\n', r->len - t))) {
-                        if (r->len - t > HEAD_MAX)
-                            return -3;
-                        ssize_t got = fill(r, 0);
-                        if (got == -2)
-                            return -2;
-                        if (got <= 0)
-                            return -1;
-                    }
-                    size_t ll = (size_t)(nl - (r->c->rbuf + t));
-                    int blank = ll == 0 || (ll == 1 && r->c->rbuf[t] == '\r');
-                    t = (size_t)(nl - r->c->rbuf) + 1;
-                    if (blank)
-                        break;
-                }
-                *reusable = *reusable && r->len == t;
-                *blen = out - off;
-                r->c->rbuf[out] = '\0';
-                return 0;
-            }
-            if (out - off + size > BODY_MAX)
-                return -2;
-            while (r->len < data + size + 2) {
-                ssize_t got = fill(r, 0);
-                if (got == -2)
-                    return -2;
-                if (got <= 0)
-                    return -1;
-            }
-            memmove(r->c->rbuf + out, r->c->rbuf + data, size);
-            out += size;
-            pos = data + size;
-            if (r->c->rbuf[pos] == '\r')
-                pos++;
-            if (r->c->rbuf[pos] != '\n')
-                return -3;
-            pos++;
-            /* Keep the buffer small: drop what was decoded from the space being read. */
-            memmove(r->c->rbuf + out, r->c->rbuf + pos, r->len - pos);
-            r->len -= pos - out;
-            pos = out;
+            int status = 0;
+            int rc = msi_http_dechunk(&st, r->c->rbuf, &in, r->len, &out, UINT64_MAX, &status);
+            if (rc == MSI_HTTP_PARSE_DONE)
+                break;
+            if (rc == MSI_HTTP_PARSE_ERROR)
+                return status == 413 ? XF_NOMEM : XF_MALFORMED;
+            if (st.total + st.left > BODY_MAX)
+                return XF_NOMEM;
+            r->len = in = out; /* MORE: every byte up to r->len was consumed */
+            ssize_t got = fill(r, 0);
+            if (got <= 0)
+                return fill_failed(got);
         }
+        *reusable = *reusable && r->len == in;
+        *blen = out - off;
+        r->c->rbuf[out] = '\0';
+        return XF_OK;
     }
-    if (h->content_length >= 0) {
-        if ((unsigned long long)h->content_length > BODY_MAX)
-            return -2;
+    case MSI_HTTP_BODY_LENGTH: {
+        if ((uint64_t)h->content_length > BODY_MAX)
+            return XF_NOMEM;
         size_t want = off + (size_t)h->content_length;
         if (msi_grow(&r->c->rbuf, &r->c->rcap, want + 1) != 0)
-            return -2;
+            return XF_NOMEM;
         while (r->len < want) {
             ssize_t got = fill(r, 0);
-            if (got == -2)
-                return -2;
             if (got <= 0)
-                return -1;
+                return fill_failed(got);
         }
         *reusable = *reusable && r->len == want;
         *blen = (size_t)h->content_length;
         r->c->rbuf[want] = '\0';
-        return 0;
+        return XF_OK;
+    }
+    case MSI_HTTP_BODY_UNTIL_CLOSE:
+        break;
     }
     /* No framing: the body ends when the server closes. */
     *reusable = 0;
     for (;;) {
         ssize_t got = fill(r, 0);
-        if (got == -2)
-            return -2;
-        if (got < 0)
-            return -1;
         if (got == 0)
             break;
+        if (got < 0)
+            return fill_failed(got);
     }
     *blen = r->len - off;
     r->c->rbuf[r->len] = '\0';
-    return 0;
+    return XF_OK;
 }
 
 /* ---- one exchange --------------------------------------------------------------------- */
-
-typedef enum outcome {
-    XF_OK,        /* a response */
-    XF_TIMEOUT,   /* the deadline passed */
-    XF_LOST,      /* the connection failed; see got_any */
-    XF_NOMEM,     /* out of memory, or a response too large */
-    XF_MALFORMED, /* not an HTTP response */
-} outcome;
 
 /* Sends iov[0..n) on fd; stops early (returning 1) when the server starts answering.
  * 0 when all was sent, -1 error (*e), -2 deadline. *sent_bytes counts what the kernel took. */
@@ -956,8 +814,8 @@ send_all(int fd, struct iovec *iov, int n, int64_t deadline, size_t *sent_bytes,
  * whether fd can be kept. */
 static outcome
 exchange(client *c, int fd, int *rcvto_ms, const msi_httpc_req *req, size_t hlen, int expect,
-         int no_body, int64_t deadline, reader *r, head *h, size_t *blen, int *body_sent,
-         int *reusable, int *send_err)
+         int no_body, int64_t deadline, reader *r, msi_http_resp_head *h, size_t *blen,
+         int *body_sent, int *reusable, int *send_err)
 {
     memset(r, 0, sizeof *r);
     r->c = c;
@@ -982,22 +840,20 @@ exchange(client *c, int fd, int *rcvto_ms, const msi_httpc_req *req, size_t hlen
         int64_t until = msi_now_ms() + EXPECT_WAIT_MS;
         reader w = *r;
         w.deadline = until < deadline ? until : deadline;
-        int k = read_head(&w, h, 1);
+        outcome k = read_head(&w, h, 1);
         r->len = w.len;
         r->got_any = w.got_any;
         r->eof = w.eof;
         r->err = w.err;
-        if (k == -2)
-            return XF_NOMEM;
-        if (k == -3)
-            return XF_MALFORMED;
-        if (k == -1 && !(w.err == ETIMEDOUT && msi_now_ms() < deadline))
+        if (k == XF_NOMEM || k == XF_MALFORMED)
+            return k;
+        if (k == XF_LOST && !(w.err == ETIMEDOUT && msi_now_ms() < deadline))
             return w.err == ETIMEDOUT ? XF_TIMEOUT : XF_LOST;
-        if (k == 0 && h->status >= 200) {
+        if (k == XF_OK && h->status >= 200) {
             early = 1; /* a final answer: the body is not sent */
         } else {
-            if (k == 0)
-                consume(r, h->size); /* 100 Continue */
+            if (k == XF_OK)
+                consume(r, h->head_len); /* 100 Continue */
             size_t bsent = 0;
             rc = send_all(fd, iov + 1, 1, deadline, &bsent, send_err);
             if (bsent)
@@ -1018,25 +874,21 @@ exchange(client *c, int fd, int *rcvto_ms, const msi_httpc_req *req, size_t hlen
         wait_first = 0;
     }
     for (;;) {
-        int k = read_head(r, h, wait_first && !early);
+        outcome k = read_head(r, h, wait_first && !early);
         wait_first = 0;
-        if (k == -2)
-            return XF_NOMEM;
-        if (k == -3)
-            return XF_MALFORMED;
-        if (k == -1)
+        if (k == XF_LOST)
             return r->err == ETIMEDOUT ? XF_TIMEOUT : XF_LOST;
+        if (k != XF_OK)
+            return k;
         if (h->status >= 200 || h->status == 101)
             break;
-        consume(r, h->size); /* 1xx: the final answer follows */
+        consume(r, h->head_len); /* 1xx: the final answer follows */
     }
-    int k = read_body(r, h, no_body, blen, reusable);
-    if (k == -2)
-        return XF_NOMEM;
-    if (k == -3)
-        return XF_MALFORMED;
-    if (k == -1)
+    outcome k = read_body(r, h, no_body, blen, reusable);
+    if (k == XF_LOST)
         return r->err == ETIMEDOUT ? XF_TIMEOUT : XF_LOST;
+    if (k != XF_OK)
+        return k;
     if (early || rc != 0)
         *reusable = 0; /* the request was not sent whole: the server closes */
     return XF_OK;
@@ -1087,7 +939,7 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
                 return st;
         }
         reader r;
-        head h;
+        msi_http_resp_head h;
         size_t blen = 0;
         int body_sent = 0, reusable = 0, send_err = 0;
         outcome x = exchange(c, fd, &rcvto_ms, req, hlen, expect, no_body, deadline, &r, &h, &blen,
@@ -1100,7 +952,7 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
             else
                 close(fd);
             resp->status = h.status;
-            resp->body = c->rbuf + h.size;
+            resp->body = c->rbuf + h.head_len;
             resp->len = blen;
             resp->retry_after_s = h.retry_after_s;
             return MS_OK;
@@ -1184,43 +1036,6 @@ msi_httpc_error_text(const msi_httpc_resp *resp, char *buf, size_t size)
     return buf;
 }
 
-static ms_status
-status_of_http(long http)
-{
-    switch (http) {
-    case 200:
-        return MS_OK;
-    case 400:
-        return MS_EBADARGS;
-    case 401:
-        return MS_EAUTH;
-    case 403:
-        return MS_EFORBIDDEN;
-    case 404:
-        return MS_ENOTFOUND;
-    case 409:
-        return MS_ETXN_LOST;
-    case 412:
-        return MS_ESIGNATURE;
-    case 413:
-        return MS_ETOOBIG;
-    case 421:
-        return MS_EWRONGINSTANCE;
-    case 422:
-        return MS_EREUSED;
-    case 429:
-        return MS_EOVERLOADED;
-    case 502:
-        return MS_EPROTO;
-    case 503:
-        return MS_EUNAVAILABLE;
-    case 504:
-        return MS_ETIMEDOUT;
-    default:
-        return MS_EPROTO;
-    }
-}
-
 ms_status
 msi_httpc_error_status(const msi_httpc_resp *resp, int *app_code)
 {
@@ -1230,7 +1045,8 @@ msi_httpc_error_status(const msi_httpc_resp *resp, int *app_code)
     json_t *j = resp->len ? msi_json_parse(resp->body, resp->len, &perr) : NULL;
     json_t *e = json_object_get(j, "error");
     const char *code = json_string_value(json_object_get(e, "code"));
-    ms_status st = status_of_http(resp->status);
+    ms_status st =
+        msi_status_of_http(resp->status < 0 || resp->status > 999 ? 0 : (int)resp->status);
     if (code) {
 #define X(name, num, http, text)                                                                   \
     if (strcmp(code, #name) == 0)                                                                  \

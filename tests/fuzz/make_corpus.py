@@ -382,11 +382,60 @@ def http_parse():
     h("percent", "GET /v1/services/%ff%fe%00%zz%4?q=%00&a+b=c+d HTTP/1.1\r\n\r\n")
 
 
+def http_response():
+    c = Corpus("fuzz_http_response")
+
+    def sel(maxh=3, step=1, head=0):
+        # maxh: 16, 64, 256, 65536; step: 1..8 bytes per read; head: the request was a HEAD
+        return bytes([maxh | (step - 1) << 2 | head << 5])
+
+    def r(what, text, **kw):
+        c.add(what, sel(**kw) + b(text))
+
+    r("json-200", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n"
+      "\r\n{\"a\":2,\"b\":3}")
+    r("error-429", "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 60\r\n"
+      "\r\n{\"error\":{\"code\":\"MS_EOVERLOADED\",\"message\":\"queue full\"}}xxxx", step=3)
+    r("chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6;name=v\r\n world\r\n0\r\nTrailer: x\r\n\r\n", step=2)
+    r("chunked-lf", "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n", step=1)
+    r("chunked-and-length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+      "Transfer-Encoding: gzip, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+    r("chunked-garbage", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n")
+    r("chunked-truncated", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc")
+    r("chunk-size-overflow", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "ffffffffffffffffffff\r\nx\r\n")
+    r("continue-then-201", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n"
+      "Content-Length: 2\r\n\r\nok", step=5)
+    r("switching-101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nrest")
+    r("http10-close", "HTTP/1.0 200 OK\r\n\r\nuntil the close")
+    r("http10-keep-alive", "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n"
+      "\r\n")
+    r("connection-lists", "HTTP/1.1 200 OK\r\nConnection: te, close;x, keep-alive close\r\n"
+      "Transfer-Encoding: chunked ;q\r\n\r\n")
+    r("no-content-204", "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n")
+    r("head-request", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", head=1)
+    r("length-short", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+    r("length-pipelined", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n\r\n")
+    r("length-bad", "HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\n\r\n")
+    r("length-19-digits", "HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000000\r\n\r\n")
+    r("retry-after-date", "HTTP/1.1 503 x\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
+      "Retry-After: 86399\r\n\r\n")
+    r("no-colon-lines", "HTTP/1.1 200 OK\r\nnonsense\r\n : \r\nX:\r\n\r\n")
+    r("status-only", "HTTP/1.1 200\n\n")
+    r("http2", "HTTP/2 200 OK\r\n\r\n")
+    r("not-http", "SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    r("bad-status", "HTTP/1.1 099 x\r\n\r\n")
+    r("too-long-16", "HTTP/1.1 200 OK\r\nX: y\r\n\r\n", maxh=0)
+    r("too-long-64", "HTTP/1.1 200 OK\r\nX-Big: " + "a" * 80 + "\r\n\r\n", maxh=1)
+
+
 TARGETS = {
     "fuzz_call_args": lambda: call_args(),
     "fuzz_call_result": lambda: call_result(),
     "fuzz_msd_api": lambda: msd_api(),
     "fuzz_http_parse": lambda: http_parse(),
+    "fuzz_http_response": lambda: http_response(),
 }
 
 

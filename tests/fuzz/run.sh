@@ -22,7 +22,7 @@ secs=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-targets=${*:-fuzz_call_args fuzz_call_result fuzz_http_parse fuzz_msd_api}
+targets=${*:-fuzz_call_args fuzz_call_result fuzz_http_parse fuzz_http_response fuzz_msd_api}
 cc=${MS_FUZZ_CC:-clang}
 case $secs in
 '' | *[!0-9]*)

@@ -2,7 +2,9 @@
  * test_http.c: the HTTP server (http.c), its parser (http_parse.c) and the client
  * (httpc.c).
  * - The parser as pure functions: good requests, each malformed form with its status,
- *   prefixes, pipelined requests, chunked bodies, limits, keep-alive by version.
+ *   prefixes, pipelined requests, chunked bodies, limits, keep-alive by version; response
+ *   heads (fields, framing, prefixes, limits, malformed forms) and the client over raw
+ *   answers (chunked bodies split anywhere, 1xx, a body up to the close, malformed ones).
  * - Server and client against each other: routing, 404/405, the body limit (413 by
  *   Content-Length and for a chunked body), the early hook, bearer tokens, query and
  *   headers, unix sockets with SO_PEERCRED, the "sent" flag.
@@ -473,6 +475,48 @@ test_http_client_errors(void **state)
     assert_int_equal(rs.sent, 0);
 }
 
+/* The HTTP status of an answer without an error body, as the client maps it to an
+ * ms_status (msi_httpc_error_status). Pinned for every code the client has ever mapped
+ * explicitly, and for every other code (which is MS_EPROTO), so that deriving the mapping
+ * from MS_STATUS_LIST changes no result. */
+static void
+test_http_client_status_map(void **state)
+{
+    (void)state;
+    static const struct {
+        long http;
+        ms_status st;
+    } pinned[] = {
+        {200, MS_OK},           {400, MS_EBADARGS},    {401, MS_EAUTH},
+        {403, MS_EFORBIDDEN},   {404, MS_ENOTFOUND},   {409, MS_ETXN_LOST},
+        {412, MS_ESIGNATURE},   {413, MS_ETOOBIG},     {421, MS_EWRONGINSTANCE},
+        {422, MS_EREUSED},      {429, MS_EOVERLOADED}, {502, MS_EPROTO},
+        {503, MS_EUNAVAILABLE}, {504, MS_ETIMEDOUT},
+    };
+    for (long http = 0; http < 1000; http++) {
+        ms_status want = MS_EPROTO;
+        for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++)
+            if (pinned[i].http == http)
+                want = pinned[i].st;
+        msi_httpc_resp rs = {0};
+        rs.status = http;
+        rs.body = "";
+        int app = -1;
+        ms_status got = msi_httpc_error_status(&rs, &app);
+        if (got != want)
+            fail_msg("HTTP %ld: %s, wanted %s", http, ms_status_name(got), ms_status_name(want));
+        assert_int_equal(app, 0);
+    }
+    /* An error body's code wins over the HTTP status. */
+    msi_httpc_resp rs = {0};
+    rs.status = 503;
+    rs.body = "{\"error\":{\"code\":\"MS_EDRAINING\",\"message\":\"x\",\"app_code\":7}}";
+    rs.len = strlen(rs.body);
+    int app = 0;
+    assert_int_equal(msi_httpc_error_status(&rs, &app), MS_EDRAINING);
+    assert_int_equal(app, 7);
+}
+
 /* A server that reads the request and closes without answering: the call is in doubt. */
 static void
 test_http_client_sent_then_lost(void **state)
@@ -925,6 +969,186 @@ test_http_parse_chunked(void **state)
     assert_int_equal(dechunk_steps(ext, sizeof ext, 512, 100, out, &olen, &used, &total, &status),
                      MSI_HTTP_PARSE_ERROR);
     assert_int_equal(status, 400);
+}
+
+/* The response parser (msi_http_parse_response, msi_http_response_framing): what the client
+ * reads of a response head. */
+static void
+test_http_parse_response(void **state)
+{
+    (void)state;
+    msi_http_resp_head h;
+    const char *ok = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "content-length:  13 \r\nX-No-Colon\r\n\r\n{\"a\":2,\"b\":3}";
+    size_t hl = strstr(ok, "\r\n\r\n") + 4 - ok;
+    assert_int_equal(msi_http_parse_response(ok, strlen(ok), 65536, &h), MSI_HTTP_RESP_DONE);
+    assert_int_equal(h.head_len, hl);
+    assert_int_equal(h.status, 200);
+    assert_int_equal(h.minor, 1);
+    assert_int_equal(h.content_length, 13);
+    assert_false(h.chunked);
+    assert_true(h.keep_alive);
+    assert_int_equal(h.retry_after_s, -1);
+    assert_int_equal(msi_http_response_framing(&h, 0), MSI_HTTP_BODY_LENGTH);
+    assert_int_equal(msi_http_response_framing(&h, 1), MSI_HTTP_BODY_NONE);
+    /* Every shorter prefix is incomplete; a head longer than max_head is refused. */
+    for (size_t k = 0; k < hl; k++)
+        assert_int_equal(msi_http_parse_response(ok, k, 65536, &h), MSI_HTTP_RESP_MORE);
+    assert_int_equal(msi_http_parse_response(ok, hl, hl, &h), MSI_HTTP_RESP_DONE);
+    assert_int_equal(msi_http_parse_response(ok, strlen(ok), hl - 1, &h), MSI_HTTP_RESP_TOO_LONG);
+    assert_int_equal(msi_http_parse_response(ok, hl - 1, hl - 1, &h), MSI_HTTP_RESP_TOO_LONG);
+    assert_int_equal(msi_http_parse_response(ok, hl - 2, hl - 1, &h), MSI_HTTP_RESP_MORE);
+
+    static const struct {
+        const char *text;
+        int rc, status, minor;
+        long long length;
+        int chunked, keep_alive, retry_after;
+        msi_http_body_framing framing;
+    } cases[] = {
+        {"HTTP/1.1 204 No Content\n\n", 1, 204, 1, -1, 0, 1, -1, MSI_HTTP_BODY_NONE},
+        {"HTTP/1.1 304 x\r\nContent-Length: 5\r\n\r\n", 1, 304, 1, 5, 0, 1, -1, MSI_HTTP_BODY_NONE},
+        {"HTTP/1.0 200 OK\r\n\r\n", 1, 200, 0, -1, 0, 0, -1, MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", 1, 200, 0, 0, 0,
+         1, -1, MSI_HTTP_BODY_LENGTH},
+        {"HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\n\r\n", 1, 200, 0, -1, 0, 0, -1,
+         MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.1 200 OK\r\nConnection: te, CLOSE\r\n\r\n", 1, 200, 1, -1, 0, 0, -1,
+         MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n", 1, 200,
+         1, 3, 1, 1, -1, MSI_HTTP_BODY_CHUNKED},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 1, 200,
+         1, -1, 0, 1, -1, MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.1 429 Busy\r\nRetry-After: 1\r\n\r\n", 1, 429, 1, -1, 0, 1, 1,
+         MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.1 503 x\r\nRetry-After: 86399\r\n\r\n", 1, 503, 1, -1, 0, 1, 86399,
+         MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.1 503 x\r\nRetry-After: 86400\r\n\r\n", 1, 503, 1, -1, 0, 1, -1,
+         MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.1 503 x\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n\r\n", 1, 503, 1, -1, 0,
+         1, -1, MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 1, 100, 1, -1, 0, 1, -1,
+         MSI_HTTP_BODY_UNTIL_CLOSE},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\n\r\n", 1, 200, 1,
+         999999999999999999LL, 0, 1, -1, MSI_HTTP_BODY_LENGTH},
+        /* Malformed. */
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000000\r\n\r\n", -1, 0, 0, 0, 0, 0, 0,
+         MSI_HTTP_BODY_NONE},
+        {"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", -1, 0, 0, 0, 0, 0, 0, MSI_HTTP_BODY_NONE},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n", -1, 0, 0, 0, 0, 0, 0,
+         MSI_HTTP_BODY_NONE},
+        {"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", -1, 0, 0, 0, 0, 0, 0, MSI_HTTP_BODY_NONE},
+        {"HTTP/2.0 200 OK\r\n\r\n", -1, 0, 0, 0, 0, 0, 0, MSI_HTTP_BODY_NONE},
+        {"HTTP/1.1 099 x\r\n\r\n", -1, 0, 0, 0, 0, 0, 0, MSI_HTTP_BODY_NONE},
+        {"HTTP/1.1 20 OK\r\n\r\n", -1, 0, 0, 0, 0, 0, 0, MSI_HTTP_BODY_NONE},
+        {"HTTP/1.1\r\n\r\n", -1, 0, 0, 0, 0, 0, 0, MSI_HTTP_BODY_NONE},
+        {"SSH-2.0-OpenSSH\r\n\r\n", -1, 0, 0, 0, 0, 0, 0, MSI_HTTP_BODY_NONE},
+        {"\r\nHTTP/1.1 200 OK\r\n\r\n", -1, 0, 0, 0, 0, 0, 0, MSI_HTTP_BODY_NONE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *t = cases[i].text;
+        int rc = msi_http_parse_response(t, strlen(t), 65536, &h);
+        if (rc != cases[i].rc)
+            fail_msg("response case %zu: rc %d, wanted %d", i, rc, cases[i].rc);
+        if (rc != MSI_HTTP_RESP_DONE)
+            continue;
+        if (h.status != cases[i].status || h.minor != cases[i].minor ||
+            h.content_length != cases[i].length || h.chunked != cases[i].chunked ||
+            h.keep_alive != cases[i].keep_alive || h.retry_after_s != cases[i].retry_after ||
+            msi_http_response_framing(&h, 0) != cases[i].framing)
+            fail_msg("response case %zu: status %d minor %d length %lld chunked %d keep %d "
+                     "retry %d framing %d",
+                     i, h.status, h.minor, (long long)h.content_length, h.chunked, h.keep_alive,
+                     h.retry_after_s, (int)msi_http_response_framing(&h, 0));
+    }
+}
+
+/* A server that answers one connection with the given bytes, written in pieces (split at
+ * each '|'; a short pause between pieces) and then closes. Returns its pid; *url set. */
+static pid_t
+raw_answer(const char *answer, char *url, size_t size)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    socklen_t sl = sizeof sa;
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    snprintf(url, size, "http://127.0.0.1:%u/x", (unsigned)ntohs(sa.sin_port));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int c = accept(lfd, NULL, NULL);
+        char buf[4096];
+        ssize_t n = read(c, buf, sizeof buf);
+        (void)n;
+        for (const char *p = answer; *p;) {
+            size_t k = strcspn(p, "|");
+            if (write(c, p, k) != (ssize_t)k)
+                _exit(1);
+            p += k;
+            if (*p == '|') {
+                p++;
+                usleep(20 * 1000);
+            }
+        }
+        usleep(20 * 1000);
+        close(c);
+        _exit(0);
+    }
+    close(lfd);
+    return pid;
+}
+
+/* The client over raw answers: chunked bodies split anywhere, 1xx skipped, a body up to the
+ * close, malformed answers. */
+static void
+test_http_client_responses(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *answer;
+        ms_status st;
+        long status;
+        const char *body;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhe|llo\r\n6;x=y\r|\n "
+         "world\r\n0\r\nT|railer: v\r\n\r|\n",
+         MS_OK, 200, "hello world"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", MS_OK, 200, ""},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-|Length: 2\r\n\r\nab", MS_OK,
+         201, "ab"},
+        {"HTTP/1.0 200 OK\r\n\r\nuntil| close", MS_OK, 200, "until close"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef", MS_OK, 200, "abc"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MS_EUNAVAILABLE, 0, NULL},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", MS_EUNAVAILABLE, 0, NULL},
+        {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", MS_EUNAVAILABLE, 0, NULL},
+        {"SSH-2.0-OpenSSH_9.2\r\n\r\n", MS_EUNAVAILABLE, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char url[128];
+        pid_t pid = raw_answer(cases[i].answer, url, sizeof url);
+        msi_httpc_req rq = {0};
+        rq.url = url;
+        rq.deadline_ms = msi_now_ms() + 5000;
+        msi_httpc_resp rs;
+        msi_err err = {{0}};
+        ms_status st = msi_httpc_do(&rq, &rs, &err);
+        if (st != cases[i].st)
+            fail_msg("answer %zu: %s (%s), wanted %s", i, ms_status_name(st), err.msg,
+                     ms_status_name(cases[i].st));
+        if (st == MS_OK) {
+            assert_int_equal(rs.status, cases[i].status);
+            assert_int_equal(rs.len, strlen(cases[i].body));
+            assert_string_equal(rs.body, cases[i].body);
+        }
+        assert_int_equal(rs.sent, 0);
+        msi_httpc_thread_release(); /* no connection kept for the next case */
+        int wst;
+        waitpid(pid, &wst, 0);
+    }
 }
 
 static void
@@ -1583,6 +1807,7 @@ main(void)
         cmocka_unit_test(test_http_retry_after),
         cmocka_unit_test(test_http_client_errors),
         cmocka_unit_test(test_http_client_sent_then_lost),
+        cmocka_unit_test(test_http_client_status_map),
         cmocka_unit_test(test_http_unix_peer_uid),
         cmocka_unit_test(test_http_peer_uid_tcp),
         cmocka_unit_test(test_http_quiesce_refuses),
@@ -1593,6 +1818,8 @@ main(void)
         cmocka_unit_test(test_http_parse_pipelined),
         cmocka_unit_test(test_http_parse_chunked),
         cmocka_unit_test(test_http_parse_unescape),
+        cmocka_unit_test(test_http_parse_response),
+        cmocka_unit_test(test_http_client_responses),
         cmocka_unit_test(test_http_server_pipelining),
         cmocka_unit_test(test_http_server_keep_alive),
         cmocka_unit_test(test_http_server_continue),
