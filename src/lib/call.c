@@ -201,7 +201,7 @@ call_slow(ms__service *svc, void *args, void *result, int64_t timeout_ms)
         if (impl == msi_serving)
             return msi_invoke_local(impl, args, result, local_deadline(timeout_ms), NULL);
     }
-    return msi_call_remote(svc, args, result, timeout_ms);
+    return msi_remote->call(svc, args, result, timeout_ms);
 }
 
 ms_status

@@ -105,15 +105,25 @@ extern ms_mode msi_mode;
 extern int msi_initialized;
 
 /*
- * Remote calls (src/lib/client/engine.c, local/docker modes). Encodes args, locates an
- * instance through msd, calls it with deadline and retries, decodes the result.
- * `timeout_ms`: the caller's ms_next_call_timeout_ms (0: the service's timeout_ms).
+ * The remote path (local/docker modes) as the core sees it: a table of functions. The core
+ * (call.c, init.c) and the host reach the caller side only through msi_remote, so that the
+ * client (src/lib/client) stands on the core and the core does not call into it.
  */
-ms_status msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms);
-/* Starts and stops the client side of local/docker modes (src/lib/client/orch.c); called
- * by ms_init and ms_shutdown. */
-ms_status msi_client_start(void);
-void msi_client_stop(void);
+typedef struct msi_transport {
+    /* Encodes args, locates an instance through msd, calls it with deadline and retries,
+     * decodes the result. `timeout_ms`: the caller's ms_next_call_timeout_ms (0: the
+     * service's timeout_ms). */
+    ms_status (*call)(ms__service *svc, void *args, void *result, int64_t timeout_ms);
+    /* Starts and stops the client side; called by ms_init and ms_shutdown, and by the host
+     * for nested calls. */
+    ms_status (*start)(void);
+    void (*stop)(void);
+} msi_transport;
+/* The client's table (src/lib/client/engine.c). */
+extern const msi_transport msi_client_transport;
+/* The transport remote calls take (init.c): msi_client_transport, the one place the core
+ * names the client. */
+extern const msi_transport *msi_remote;
 
 /* The instance host (src/lib/host/host.c): serves the service named by MS_SERVE and exits the
  * process with the returned status; never returns to the user's main(). */

@@ -7,7 +7,7 @@
  * client's set-up (the orchestrator list, the token, a private msd when none is configured,
  * the registration of this program's executable as a deployment). It stands on the core
  * (msi.h: the registry, the per-thread call context, msi_serving) and the layers below; the
- * core reaches it only through msi_call_remote, msi_client_start and msi_client_stop (msi.h).
+ * core reaches it only through its transport table, msi_client_transport (msi.h).
  * - engine.c: one call (msi_call_remote), its state machine and retry rules.
  * - instances.c: per service, the instance cache, balancing, skipping, failure reports, the
  *   retry budget.
@@ -111,6 +111,14 @@ typedef struct tried {
 } tried;
 
 /* ---- shared functions ------------------------------------------------------------------ */
+
+/* The functions of msi_client_transport (msi.h), which the core reaches through it. */
+/* engine.c: a remote call (msi_transport.call). */
+ms_status msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms);
+/* orch.c: starts and stops the client side of local/docker modes (msi_transport.start,
+ * .stop). */
+ms_status msi_client_start(void);
+void msi_client_stop(void);
 
 /* engine.c: per-thread randomness and sleeping. */
 int64_t msi_cl_jitter(int64_t ms, int pct);

@@ -587,3 +587,9 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
         msi_set_app_code(c.app_code);
     return st;
 }
+
+const msi_transport msi_client_transport = {
+    .call = msi_call_remote,
+    .start = msi_client_start,
+    .stop = msi_client_stop,
+};

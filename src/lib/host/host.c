@@ -296,7 +296,7 @@ msi_host_main(const char *service)
     signal(SIGPIPE, SIG_IGN);
 
     /* Nested calls to other services. */
-    if (msi_orchestrators && msi_client_start() != MS_OK)
+    if (msi_orchestrators && msi_remote->start() != MS_OK)
         msi_log(1, "client for nested calls not started: %s", ms_last_error());
 
     char hp[160];
@@ -333,7 +333,7 @@ msi_host_main(const char *service)
     msi_http_stop(msi_host.srv);
     msi_host.srv = NULL;
     msi_host_dd_free();
-    msi_client_stop();
+    msi_remote->stop();
     msi_httpc_thread_release();
     msi_log(2, "instance %s of %s exits", msi_host.instance[0] ? msi_host.instance : "-", serve);
 
