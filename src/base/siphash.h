@@ -2,7 +2,7 @@
  * siphash.h: SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast short-input PRF",
  * INDOCRYPT 2012), with a 64-bit or a 128-bit output. A keyed hash: whoever does not know
  * the 16-byte key cannot make two inputs collide on purpose, which is what the duplicate-
- * request cache needs of its body hashes (dedupe.c), at a tenth of SHA-256's cost on a
+ * request cache needs of its body hashes (src/lib/host/dedupe.c), at a tenth of SHA-256's cost on a
  * short body. Pure functions; no state.
  */
 #ifndef MS_SIPHASH_H

@@ -11,9 +11,9 @@
  *   until the registry generation changes (a library loaded or unloaded).
  * - Deadlines: a direct call (zero modes, self-calls in an instance) keeps the enclosing
  *   call's deadline, shortened by a pending ms_next_call_timeout_ms(); nothing enforces it
- *   but the body sees it. Remote calls get theirs in client.c. The pending setting is taken
- *   (and cleared) by every ms__call, whatever path the call then takes, so it never leaks to
- *   a later call.
+ *   but the body sees it. Remote calls get theirs in the client (client/engine.c). The
+ *   pending setting is taken (and cleared) by every ms__call, whatever path the call then
+ *   takes, so it never leaks to a later call.
  * - Trace context: a direct call keeps the enclosing call's (msi_ctx.trace is a pointer,
  *   copied, never the text); the host passes the one its request carried.
  * - Threading: everything here is reentrant; the context is thread-local.
@@ -201,7 +201,7 @@ call_slow(ms__service *svc, void *args, void *result, int64_t timeout_ms)
         if (impl == msi_serving)
             return msi_invoke_local(impl, args, result, local_deadline(timeout_ms), NULL);
     }
-    return msi_call_remote(svc, args, result, timeout_ms);
+    return msi_remote->call(svc, args, result, timeout_ms);
 }
 
 ms_status

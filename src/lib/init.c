@@ -23,6 +23,7 @@
 ms_mode msi_mode = MS_MODE_ZERO;
 int msi_initialized;
 _Atomic int msi_shutting_down;
+const msi_transport *msi_remote = &msi_client_transport;
 char *msi_orchestrators;
 char *msi_token;
 
@@ -151,7 +152,7 @@ ms_init(int *argc, char ***argv)
 
     msi_mode = m;
     if (m == MS_MODE_LOCAL || m == MS_MODE_DOCKER)
-        return msi_client_start();
+        return msi_remote->start();
     return MS_OK;
 
 fail:
@@ -170,7 +171,7 @@ ms_shutdown(void)
     shut_down = 1;
     msi_shutting_down = 1;
     if (msi_mode == MS_MODE_LOCAL || msi_mode == MS_MODE_DOCKER)
-        msi_client_stop();
+        msi_remote->stop();
     free(msi_orchestrators);
     msi_orchestrators = NULL;
     free(msi_token);

@@ -3,13 +3,14 @@
  *
  * src/lib is the third layer, over src/net and src/base (docs/design.md, "Layers"). It owns
  * what makes a C function a service: the registry, signatures, the codec, modes and
- * settings, the call entry (ms__call), the caller side (client.c) and the instance host
- * (host.c). This header includes base.h (errors, clock, log, buffers, JSON helpers), so a
- * file of src/lib gets both; src/net and the programs (msd, msctl) include base.h and the
- * net headers, never this one.
+ * settings, the call entry (ms__call); the caller side (src/lib/client) and the instance
+ * host (src/lib/host) stand on it, each in its own folder with its own private header. This
+ * header includes base.h (errors, clock, log, buffers, JSON helpers), so a file of src/lib
+ * gets both; src/net and the programs (msd, msctl) include base.h and the net headers, never
+ * this one.
  * Threading: the public API is thread-safe except where <ms/ms.h> says otherwise; the
  * registry is guarded by one mutex, the call context is per thread (below), and the client
- * and host state is described at the top of client.c and host.c.
+ * and host state is described in src/lib/client/client_int.h and src/lib/host/host_int.h.
  *
  * Design notes
  * - The registry (registry.c) is an intrusive list of ms__service descriptors, linked at
@@ -33,8 +34,9 @@
 #include <stdatomic.h>
 
 #define MSI_NAME_MAX 128 /* service names, including a namespace */
-/* The longest call budget: a call's timeout (client.c) and a request's Ms-Deadline-Ms
- * (host.c) are clamped to a day, so that arrival time + budget cannot overflow. */
+/* The longest call budget: a call's timeout (client/engine.c) and a request's
+ * Ms-Deadline-Ms (host/checks.c) are clamped to a day, so that arrival time + budget cannot
+ * overflow. */
 #define MSI_DEADLINE_MAX_MS (24LL * 3600 * 1000)
 
 /* Sets the calling thread's detail message (ms_last_error) and returns st. */
@@ -50,7 +52,7 @@ typedef struct msi_svc {
     /* MS_CLIENT in zero mode: the provider found in the registry, valid while gen holds. */
     ms__service *provider;
     unsigned long provider_gen;
-    void *client;  /* client.c's per-service state (local mode), created on first call */
+    void *client;  /* src/lib/client's per-service state (local mode), created on first call */
     int duplicate; /* a provider registered after another of the same name: never used */
     int invalid;   /* its full name is not a valid service name: never used */
 } msi_svc;
@@ -103,21 +105,31 @@ extern ms_mode msi_mode;
 extern int msi_initialized;
 
 /*
- * Remote calls (client.c, local/docker modes). Encodes args, locates an instance through
- * msd, calls it with deadline and retries, decodes the result. `timeout_ms`: the caller's
- * ms_next_call_timeout_ms (0: the service's timeout_ms).
+ * The remote path (local/docker modes) as the core sees it: a table of functions. The core
+ * (call.c, init.c) and the host reach the caller side only through msi_remote, so that the
+ * client (src/lib/client) stands on the core and the core does not call into it.
  */
-ms_status msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms);
-/* Starts and stops the client side of local/docker modes (client.c); called by ms_init and
- * ms_shutdown. */
-ms_status msi_client_start(void);
-void msi_client_stop(void);
+typedef struct msi_transport {
+    /* Encodes args, locates an instance through msd, calls it with deadline and retries,
+     * decodes the result. `timeout_ms`: the caller's ms_next_call_timeout_ms (0: the
+     * service's timeout_ms). */
+    ms_status (*call)(ms__service *svc, void *args, void *result, int64_t timeout_ms);
+    /* Starts and stops the client side; called by ms_init and ms_shutdown, and by the host
+     * for nested calls. */
+    ms_status (*start)(void);
+    void (*stop)(void);
+} msi_transport;
+/* The client's table (src/lib/client/engine.c). */
+extern const msi_transport msi_client_transport;
+/* The transport remote calls take (init.c): msi_client_transport, the one place the core
+ * names the client. */
+extern const msi_transport *msi_remote;
 
-/* The instance host (host.c): serves the service named by MS_SERVE and exits the process
- * with the returned status; never returns to the user's main(). */
+/* The instance host (src/lib/host/host.c): serves the service named by MS_SERVE and exits the
+ * process with the returned status; never returns to the user's main(). */
 int msi_host_main(const char *service);
 /* MS_DESCRIBE=1: prints the JSON description of every registered provider on stdout
- * (docs/protocol.md) and returns the exit status (host.c). */
+ * (docs/protocol.md) and returns the exit status (src/lib/host/describe.c). */
 int msi_describe_main(void);
 /* The provider this process serves as an instance, or NULL (set by the host). */
 extern ms__service *msi_serving;

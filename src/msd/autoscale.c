@@ -2,9 +2,9 @@
  * autoscale.c: the autoscaling policy (DESIGN section 5), pure: samples in, decision out.
  *
  * Demand of an instance = (time in calls + time queued) / wall time / concurrency, as its
- * heartbeats report it (`busy`, host.c); it exceeds 1 when calls queue. msd samples every
- * service once a second (msd_sample_demand): the sum of busy over its ready instances and
- * how many are ready and not ready. Demand per instance over a window is
+ * heartbeats report it (`busy`, src/lib/host/heartbeat.c); it exceeds 1 when calls queue.
+ * msd samples every service once a second (msd_sample_demand): the sum of busy over its
+ * ready instances and how many are ready and not ready. Demand per instance over a window is
  *
  *     demand(window, x) = mean over the window's samples of (busy_sum + not_ready * x) / n
  *

@@ -6,7 +6,7 @@
  * keeps one state per thread and takes no lock on the request path (httpc.h).
  *
  * http.h: a small HTTP/1.1 server of our own over plain sockets, shared by the instance host
- * (src/lib/host.c) and msd. Not installed. The server is http.c; the parser of requests (the
+ * (src/lib/host/) and msd. Not installed. The server is http.c; the parser of requests (the
  * server's) and of responses (the client's, httpc.c) is http_parse.c: pure functions over a
  * byte buffer, declared at the end of this file so that unit tests and the fuzzers reach them.
  *

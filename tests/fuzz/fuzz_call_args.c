@@ -1,5 +1,5 @@
 /*
- * fuzz_call_args.c: the instance's call-body decoder (host.c's call_handler path):
+ * fuzz_call_args.c: the instance's call-body decoder (src/lib/host/endpoint.c's call_handler path):
  * msi_json_parse, then msi_decode_args over services with every wire type, then
  * msi_free_args.
  *

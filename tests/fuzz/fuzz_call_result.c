@@ -1,8 +1,8 @@
 /*
- * fuzz_call_result.c: the client's response parser, what client.c's msi_call_remote does
- * with an instance's answer: on 200, msi_json_parse then msi_decode_result (into a value,
- * and with no destination); otherwise msi_httpc_error_status and msi_httpc_error_text on
- * the error body.
+ * fuzz_call_result.c: the client's response parser, what msi_call_remote
+ * (src/lib/client/engine.c) does with an instance's answer: on 200, msi_json_parse then
+ * msi_decode_result (into a value, and with no destination); otherwise
+ * msi_httpc_error_status and msi_httpc_error_text on the error body.
  *
  * Input: byte 0 picks the service (its result type; index into FUZZ_SERVICES), bytes 1-2
  * the HTTP status (big-endian, modulo 600), the rest is the response body. Bytes 1-2 =

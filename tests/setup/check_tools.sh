@@ -51,6 +51,8 @@ mktemp                         base                  tests/fuzz/run.sh          
 tail                           base                  tests/fuzz/run.sh               tail
 ldd                            base                  tests/imports/out_of_tree.sh    ldd
 cp                             base                  tests/imports/out_of_tree.sh    cp
+realpath                       base                  scripts/check-layers.sh         realpath -m
+mv                             base                  tests/check_layers_rejects.sh   mv "
 date                           base                  tests/imports/run_example.sh    date
 cat                            base                  tests/imports/run_example.sh    cat
 rm                             base                  tests/integration/test_client.c rm -rf

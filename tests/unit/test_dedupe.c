@@ -1,5 +1,5 @@
 /*
- * test_dedupe.c: the duplicate-request cache (src/lib/dedupe.c) as the bookkeeping it is:
+ * test_dedupe.c: the duplicate-request cache (src/lib/host/dedupe.c) as the bookkeeping it is:
  * request-id forms, kept replies and 422s, acknowledgements (RIFL) dropping entries at once
  * and refusing stale retries, running entries acknowledged meanwhile, waiting duplicates,
  * the bounds (entries, callers, bytes), expiry by sweep, and the point of it all: with

@@ -6,9 +6,10 @@
  * tree path between C values and jansson trees, which is the reference for every wire rule
  * and every error message (codec.c), the text lane between C values and JSON text without a
  * tree (codec_text.c), and the one entry per direction that tries the text lane and falls
- * back to the tree (msi_codec_*, codec.c): the only way the call path (client.c, host.c)
- * encodes or decodes. It is a sub-layer of src/lib below the rest of it (docs/design.md,
- * "Layers"): it includes base.h and <ms/ms.h> only, does no I/O and keeps no state.
+ * back to the tree (msi_codec_*, codec.c): the only way the call path (src/lib/client,
+ * src/lib/host) encodes or decodes. It is a sub-layer of src/lib below the rest of it
+ * (docs/design.md, "Layers"): it includes base.h and <ms/ms.h> only, does no I/O and keeps no
+ * state.
  *
  * Threading: every function is reentrant and keeps no state; a value, an argument struct or
  * an msi_buf is used by one thread at a time, as for any C object.

@@ -1,7 +1,8 @@
 /*
  * dedupe.h: the duplicate-request cache of an instance (at-most-once for services that are
  * not idempotent; DESIGN sections 3 and 4, docs/calls.md "At most once"). Pure bookkeeping:
- * no I/O, no HTTP; host.c asks it for a verdict on each call and hands it the reply.
+ * no I/O, no HTTP; the host (endpoint.c) asks it for a verdict on each call and hands it the
+ * reply.
  *
  * Request ids. `<caller>-<seq>`: a caller id (1.. of [A-Za-z0-9._], or '-' inside) and a
  * decimal sequence number of at most 19 digits, split at the last '-'. With it a request may

@@ -18,7 +18,7 @@
  *   else, so that even a request refused for want of room frees its caller's old entries.
  *   The cache therefore holds, per caller, what is in flight plus the reply of its latest
  *   call here (until its next call here acknowledges it), not throughput x deadline. The
- *   client (client.c) is a caller per thread, whose calls follow one another, so an instance
+ *   client (src/lib/client) is a caller per thread, whose calls follow one another, so an instance
  *   holds at most one entry per calling thread that reached it.
  * - Life of an entry:
  *
@@ -397,7 +397,7 @@ msi_dd_begin(msi_dd *dd, const msi_dd_req *q, msi_dd_entry **own, int *status, c
     if (has_caller)
         ch = fnv1a(q->rid, clen);
     /* A request cannot acknowledge itself: an acknowledgement above its own seq counts as
-     * its own seq (host.c refuses such a header before asking). */
+     * its own seq (checks.c refuses such a header before asking). */
     int has_ack = has_caller && q->has_ack;
     uint64_t ack = has_ack && q->acked_below < seq ? q->acked_below : seq;
     msi_dd_verdict res;
