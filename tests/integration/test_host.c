@@ -803,8 +803,10 @@ test_host_orphan_exits(void **state)
     spawn(f, "add", env);
     wait_ready(f);
     int64_t t0 = msi_now_ms();
-    assert_int_equal(wait_exit(f, 5000), 0);
-    assert_true(msi_now_ms() - t0 < 3000);
+    /* Its 600 ms, not the default 30 s: the bound leaves room for a loaded machine (3 s was
+     * seen at load 7). */
+    assert_int_equal(wait_exit(f, 15000), 0);
+    assert_true(msi_now_ms() - t0 < 15000);
 }
 
 static void
