@@ -49,27 +49,27 @@ extern "C" {
  * Status codes. One list makes the enum, ms_strerror() and ms_status_name(). Numbers are
  * stable: new codes are only appended. The HTTP status is what an instance or msd answers.
  * ---------------------------------------------------------------------------------------- */
-#define MS_STATUS_LIST(X)                                                                      \
-    X(MS_OK, 0, 200, "success")                                                                \
-    X(MS_EBADARGS, 1, 400, "bad arguments")                                                    \
-    X(MS_EUNAVAILABLE, 2, 503, "service unavailable")                                          \
-    X(MS_ETIMEDOUT, 3, 504, "deadline exceeded")                                               \
-    X(MS_EINDOUBT, 4, 502, "outcome unknown: the call may or may not have run")                \
-    X(MS_EAPP, 5, 500, "the service reported an error")                                        \
-    X(MS_ETXN_LOST, 6, 409, "transaction lost: its instance is gone")                          \
-    X(MS_ENOTFOUND, 7, 404, "unknown service")                                                 \
-    X(MS_ESIGNATURE, 8, 412, "signature mismatch between caller and service")                  \
-    X(MS_EAUTH, 9, 401, "missing or bad credentials")                                          \
-    X(MS_EFORBIDDEN, 10, 403, "not allowed")                                                   \
-    X(MS_ETOOBIG, 11, 413, "request too large")                                                \
-    X(MS_EOVERLOADED, 12, 429, "queue full, try again later")                                  \
-    X(MS_EDRAINING, 13, 503, "instance is draining")                                           \
-    X(MS_EPROTO, 14, 502, "protocol error: malformed request or response")                     \
-    X(MS_EDUPLICATE, 15, 409, "duplicate service name")                                        \
-    X(MS_ENOMEM, 16, 500, "out of memory")                                                     \
-    X(MS_EINVAL, 17, 400, "invalid use of the API")                                            \
-    X(MS_EIO, 18, 500, "system error")                                                         \
-    X(MS_EREUSED, 19, 422, "request id reused with a different body")                          \
+#define MS_STATUS_LIST(X)                                                                          \
+    X(MS_OK, 0, 200, "success")                                                                    \
+    X(MS_EBADARGS, 1, 400, "bad arguments")                                                        \
+    X(MS_EUNAVAILABLE, 2, 503, "service unavailable")                                              \
+    X(MS_ETIMEDOUT, 3, 504, "deadline exceeded")                                                   \
+    X(MS_EINDOUBT, 4, 502, "outcome unknown: the call may or may not have run")                    \
+    X(MS_EAPP, 5, 500, "the service reported an error")                                            \
+    X(MS_ETXN_LOST, 6, 409, "transaction lost: its instance is gone")                              \
+    X(MS_ENOTFOUND, 7, 404, "unknown service")                                                     \
+    X(MS_ESIGNATURE, 8, 412, "signature mismatch between caller and service")                      \
+    X(MS_EAUTH, 9, 401, "missing or bad credentials")                                              \
+    X(MS_EFORBIDDEN, 10, 403, "not allowed")                                                       \
+    X(MS_ETOOBIG, 11, 413, "request too large")                                                    \
+    X(MS_EOVERLOADED, 12, 429, "queue full, try again later")                                      \
+    X(MS_EDRAINING, 13, 503, "instance is draining")                                               \
+    X(MS_EPROTO, 14, 502, "protocol error: malformed request or response")                         \
+    X(MS_EDUPLICATE, 15, 409, "duplicate service name")                                            \
+    X(MS_ENOMEM, 16, 500, "out of memory")                                                         \
+    X(MS_EINVAL, 17, 400, "invalid use of the API")                                                \
+    X(MS_EIO, 18, 500, "system error")                                                             \
+    X(MS_EREUSED, 19, 422, "request id reused with a different body")                              \
     X(MS_EWRONGINSTANCE, 20, 421, "request meant for another instance")
 
 typedef enum ms_status {
@@ -138,8 +138,8 @@ typedef struct ms_options {
     int ms__set;          /* private: 1 when written by MS_OPTIONS */
 } ms_options;
 
-#define MS__OPTION_DEFAULTS                                                                    \
-    .concurrency = 1, .min_instances = 1, .max_instances = 8, .scale_up_at = 0.50,             \
+#define MS__OPTION_DEFAULTS                                                                        \
+    .concurrency = 1, .min_instances = 1, .max_instances = 8, .scale_up_at = 0.50,                 \
     .scale_down_at = 0.30, .timeout_ms = 10000, .ms__set = 1
 
 /* ------------------------------------------------------------------------------------------
@@ -224,8 +224,8 @@ bool ms_cancelled(void);
  * ---------------------------------------------------------------------------------------- */
 typedef enum ms__kind {
     MS__K_BOOL,
-    MS__K_INT,     /* signed integer of `size` bytes */
-    MS__K_UINT,    /* unsigned integer of `size` bytes */
+    MS__K_INT,  /* signed integer of `size` bytes */
+    MS__K_UINT, /* unsigned integer of `size` bytes */
     MS__K_FLOAT,
     MS__K_DOUBLE,
     MS__K_STRING,  /* char *: UTF-8, no NUL; results malloc'd */
@@ -252,23 +252,23 @@ typedef struct ms__type {
 } ms__type;
 
 typedef struct ms__service {
-    const char *name;            /* as declared, without namespace */
-    const char *file;            /* where MS_SERVICE / MS_CLIENT stands */
+    const char *name; /* as declared, without namespace */
+    const char *file; /* where MS_SERVICE / MS_CLIENT stands */
     int line;
-    const ms__type *result;      /* NULL for void */
+    const ms__type *result; /* NULL for void */
     unsigned nparams;
-    const ms__field *params;     /* offsets into the argument struct */
+    const ms__field *params; /* offsets into the argument struct */
     size_t args_size;
     void (*invoke)(void *args, void *result); /* NULL for MS_CLIENT */
-    const ms_options *options;   /* ms__set == 0: defaults */
+    const ms_options *options;                /* ms__set == 0: defaults */
     /* Owned by libms, guarded by its registry lock: */
     struct ms__service *next;
     void *rt;
 } ms__service;
 
-extern const ms__type ms__t_bool, ms__t_char, ms__t_schar, ms__t_uchar, ms__t_short,
-    ms__t_ushort, ms__t_int, ms__t_uint, ms__t_long, ms__t_ulong, ms__t_llong, ms__t_ullong,
-    ms__t_float, ms__t_double, ms__t_string, ms__t_cstring, ms__t_bytes, ms__t_json, ms__t_ref;
+extern const ms__type ms__t_bool, ms__t_char, ms__t_schar, ms__t_uchar, ms__t_short, ms__t_ushort,
+    ms__t_int, ms__t_uint, ms__t_long, ms__t_ulong, ms__t_llong, ms__t_ullong, ms__t_float,
+    ms__t_double, ms__t_string, ms__t_cstring, ms__t_bytes, ms__t_json, ms__t_ref;
 
 void ms__register(ms__service *svc);
 void ms__unregister(ms__service *svc);
@@ -302,16 +302,16 @@ void ms__free_value(const ms__type *t, void *value);
  * `ms_status name_try(R *result, T1 a1, ...)` (for void R: `name_try(T1 a1, ...)`), with C
  * linkage. 0 to 8 parameters. Usable from C and C++.
  */
-#define MS_DECLARE(...)                                                                        \
+#define MS_DECLARE(...)                                                                            \
     MS__APPLY(MS__DECLARE, MS__RT(__VA_ARGS__), MS__NAME(__VA_ARGS__), __VA_ARGS__)
-#define MS__DECLARE(R, N, ...)                                                                 \
-    MS__EXTERN_C_BEGIN                                                                         \
-    MS__IF(MS__IS_VOID(R))(MS__DECL_VOID, MS__DECL_VAL)(R, N, __VA_ARGS__) MS__EXTERN_C_END
-#define MS__DECL_VAL(R, N, ...)                                                                \
-    R N(MS__PLIST(__VA_ARGS__));                                                               \
+#define MS__DECLARE(R, N, ...)                                                                     \
+    MS__EXTERN_C_BEGIN                                                                             \
+    MS__IF(MS__IS_VOID(R))(MS__DECL_VOID, MS__DECL_VAL)(R, N, __VA_ARGS__)MS__EXTERN_C_END
+#define MS__DECL_VAL(R, N, ...)                                                                    \
+    R N(MS__PLIST(__VA_ARGS__));                                                                   \
     ms_status N##_try(R *ms__result MS__PLIST_AFTER(__VA_ARGS__));
-#define MS__DECL_VOID(R, N, ...)                                                               \
-    void N(MS__PLIST(__VA_ARGS__));                                                            \
+#define MS__DECL_VOID(R, N, ...)                                                                   \
+    void N(MS__PLIST(__VA_ARGS__));                                                                \
     ms_status N##_try(MS__PLIST(__VA_ARGS__));
 
 #ifndef __cplusplus
@@ -328,7 +328,7 @@ void ms__free_value(const ms__type *t, void *value);
 #define MS__CAT_T_(a, b) a##b
 #define MS__CAT_R(a, b) MS__CAT_R_(a, b)
 #define MS__CAT_R_(a, b) a##b
-#define MS__SCALAR_TYPE(T)                                                                     \
+#define MS__SCALAR_TYPE(T)                                                                         \
     _Generic((T *)0,                                                                           \
         _Bool *: &ms__t_bool,                                                                  \
         char *: &ms__t_char,                                                                   \
@@ -351,126 +351,130 @@ void ms__free_value(const ms__type *t, void *value);
         ms_ref *: &ms__t_ref)
 
 #define MS__MEMBER(x, p) MS__PT(p) MS__PN(p);
-#define MS__PARAM(N, p)                                                                        \
+#define MS__PARAM(N, p)                                                                            \
     {MS__STR(MS__PN(p)), offsetof(struct ms__args_##N, MS__PN(p)), MS__TYPE(MS__PT(p))},
 #define MS__ASSIGN(a, p) a.MS__PN(p) = MS__PN(p);
 
 /* The argument struct, parameter table, descriptor and stubs shared by SERVICE and CLIENT. */
-#define MS__STUBS(R, N, INVOKE, ...)                                                           \
-    MS__DECLARE(R, N, __VA_ARGS__)                                                             \
-    struct ms__args_##N {                                                                      \
-        MS__MAP(MS__MEMBER, ~, __VA_ARGS__) char ms__pad;                                      \
-    };                                                                                         \
-    static const ms__field ms__params_##N[] = {MS__MAP(MS__PARAM, N, __VA_ARGS__){0, 0, 0}};  \
-    static ms_options ms__opts_##N;                                                            \
-    static ms__service ms__svc_##N = {MS__STR(N),                                              \
-                                      __FILE__,                                                \
-                                      __LINE__,                                                \
-                                      MS__RTYPE(R),               \
-                                      MS__NP(__VA_ARGS__),                                     \
-                                      ms__params_##N,                                          \
-                                      sizeof(struct ms__args_##N),                             \
-                                      INVOKE,                                                  \
-                                      &ms__opts_##N,                                           \
-                                      NULL,                                                    \
-                                      NULL};                                                   \
+#define MS__STUBS(R, N, INVOKE, ...)                                                               \
+    MS__DECLARE(R, N, __VA_ARGS__)                                                                 \
+    struct ms__args_##N {                                                                          \
+        MS__MAP(MS__MEMBER, ~, __VA_ARGS__) char ms__pad;                                          \
+    };                                                                                             \
+    static const ms__field ms__params_##N[] = {MS__MAP(MS__PARAM, N, __VA_ARGS__){0, 0, 0}};       \
+    static ms_options ms__opts_##N;                                                                \
+    static ms__service ms__svc_##N = {MS__STR(N),                                                  \
+                                      __FILE__,                                                    \
+                                      __LINE__,                                                    \
+                                      MS__RTYPE(R),                                                \
+                                      MS__NP(__VA_ARGS__),                                         \
+                                      ms__params_##N,                                              \
+                                      sizeof(struct ms__args_##N),                                 \
+                                      INVOKE,                                                      \
+                                      &ms__opts_##N,                                               \
+                                      NULL,                                                        \
+                                      NULL};                                                       \
     MS__IF(MS__IS_VOID(R))(MS__STUB_VOID, MS__STUB_VAL)(R, N, __VA_ARGS__)
 
-#define MS__STUB_VAL(R, N, ...)                                                                \
-    _Static_assert(_Generic((R *)0, const char **: 0, default: 1),                             \
-                   "ms: a service cannot return const char *: return a malloc'd char *");      \
-    R N(MS__PLIST(__VA_ARGS__))                                                                \
-    {                                                                                          \
-        R ms__r;                                                                               \
-        struct ms__args_##N ms__a;                                                             \
-        ms_status ms__st;                                                                      \
-        MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                \
-        ms__st = ms__call(&ms__svc_##N, &ms__a, &ms__r);                                       \
-        if (ms__st != MS_OK)                                                                   \
-            ms__failed(&ms__svc_##N, ms__st);                                                  \
-        return ms__r;                                                                          \
-    }                                                                                          \
-    ms_status N##_try(R *ms__result MS__PLIST_AFTER(__VA_ARGS__))                              \
-    {                                                                                          \
-        struct ms__args_##N ms__a;                                                             \
-        MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                \
-        return ms__call(&ms__svc_##N, &ms__a, ms__result);                                     \
+#define MS__STUB_VAL(R, N, ...)                                                                    \
+    _Static_assert(_Generic((R *)0, const char ** : 0, default : 1),                               \
+                   "ms: a service cannot return const char *: return a malloc'd char *");          \
+    R N(MS__PLIST(__VA_ARGS__))                                                                    \
+    {                                                                                              \
+        R ms__r;                                                                                   \
+        struct ms__args_##N ms__a;                                                                 \
+        ms_status ms__st;                                                                          \
+        MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                    \
+        ms__st = ms__call(&ms__svc_##N, &ms__a, &ms__r);                                           \
+        if (ms__st != MS_OK)                                                                       \
+            ms__failed(&ms__svc_##N, ms__st);                                                      \
+        return ms__r;                                                                              \
+    }                                                                                              \
+    ms_status N##_try(R *ms__result MS__PLIST_AFTER(__VA_ARGS__))                                  \
+    {                                                                                              \
+        struct ms__args_##N ms__a;                                                                 \
+        MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                    \
+        return ms__call(&ms__svc_##N, &ms__a, ms__result);                                         \
     }
 
-#define MS__STUB_VOID(R, N, ...)                                                               \
-    void N(MS__PLIST(__VA_ARGS__))                                                             \
-    {                                                                                          \
-        struct ms__args_##N ms__a;                                                             \
-        ms_status ms__st;                                                                      \
-        MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                \
-        ms__st = ms__call(&ms__svc_##N, &ms__a, NULL);                                         \
-        if (ms__st != MS_OK)                                                                   \
-            ms__failed(&ms__svc_##N, ms__st);                                                  \
-    }                                                                                          \
-    ms_status N##_try(MS__PLIST(__VA_ARGS__))                                                  \
-    {                                                                                          \
-        struct ms__args_##N ms__a;                                                             \
-        MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                \
-        return ms__call(&ms__svc_##N, &ms__a, NULL);                                           \
+#define MS__STUB_VOID(R, N, ...)                                                                   \
+    void N(MS__PLIST(__VA_ARGS__))                                                                 \
+    {                                                                                              \
+        struct ms__args_##N ms__a;                                                                 \
+        ms_status ms__st;                                                                          \
+        MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                    \
+        ms__st = ms__call(&ms__svc_##N, &ms__a, NULL);                                             \
+        if (ms__st != MS_OK)                                                                       \
+            ms__failed(&ms__svc_##N, ms__st);                                                      \
+    }                                                                                              \
+    ms_status N##_try(MS__PLIST(__VA_ARGS__))                                                      \
+    {                                                                                              \
+        struct ms__args_##N ms__a;                                                                 \
+        MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                    \
+        return ms__call(&ms__svc_##N, &ms__a, NULL);                                               \
     }
 
 /*
  * MS_SERVICE(R, name, (T1, a1), ...) { body }: the implementation, its stubs and its
  * registration (at load time; unregistered when a dlopen'd library is closed).
  */
-#define MS_SERVICE(...)                                                                        \
+#define MS_SERVICE(...)                                                                            \
     MS__APPLY(MS__SERVICE, MS__RT(__VA_ARGS__), MS__NAME(__VA_ARGS__), __VA_ARGS__)
-#define MS__SERVICE(R, N, ...)                                                                 \
-    static R ms__impl_##N(MS__PLIST(__VA_ARGS__));                                             \
-    static void ms__invoke_##N(void *ms__args, void *ms__res);                                 \
-    MS__STUBS(R, N, ms__invoke_##N, __VA_ARGS__)                                               \
-    static void ms__invoke_##N(void *ms__args, void *ms__res)                                  \
-    {                                                                                          \
-        struct ms__args_##N *ms__A = (struct ms__args_##N *)ms__args;                          \
-        (void)ms__A;                                                                           \
-        MS__IF(MS__IS_VOID(R))((void)ms__res; ms__impl_##N(MS__ALIST(ms__A, __VA_ARGS__));,   \
-                               *(R *)ms__res = ms__impl_##N(MS__ALIST(ms__A, __VA_ARGS__));)   \
-    }                                                                                          \
-    __attribute__((constructor)) static void ms__reg_##N(void) { ms__register(&ms__svc_##N); } \
-    __attribute__((destructor)) static void ms__unreg_##N(void)                                \
-    {                                                                                          \
-        ms__unregister(&ms__svc_##N);                                                          \
-    }                                                                                          \
+#define MS__SERVICE(R, N, ...)                                                                     \
+    static R ms__impl_##N(MS__PLIST(__VA_ARGS__));                                                 \
+    static void ms__invoke_##N(void *ms__args, void *ms__res);                                     \
+    MS__STUBS(R, N, ms__invoke_##N, __VA_ARGS__)                                                   \
+    static void ms__invoke_##N(void *ms__args, void *ms__res)                                      \
+    {                                                                                              \
+        struct ms__args_##N *ms__A = (struct ms__args_##N *)ms__args;                              \
+        (void)ms__A;                                                                               \
+        MS__IF(MS__IS_VOID(R))                                                                     \
+        ((void)ms__res; ms__impl_##N(MS__ALIST(ms__A, __VA_ARGS__));                               \
+         , *(R *)ms__res = ms__impl_##N(MS__ALIST(ms__A, __VA_ARGS__));)                           \
+    }                                                                                              \
+    __attribute__((constructor)) static void ms__reg_##N(void)                                     \
+    {                                                                                              \
+        ms__register(&ms__svc_##N);                                                                \
+    }                                                                                              \
+    __attribute__((destructor)) static void ms__unreg_##N(void)                                    \
+    {                                                                                              \
+        ms__unregister(&ms__svc_##N);                                                              \
+    }                                                                                              \
     static R ms__impl_##N(MS__PLIST(__VA_ARGS__))
 
 /*
  * MS_CLIENT(R, name, (T1, a1), ...): the stubs alone, for a program that calls a service
  * implemented elsewhere (another program, or a library that registers it). One .c file.
  */
-#define MS_CLIENT(...)                                                                        \
+#define MS_CLIENT(...)                                                                             \
     MS__APPLY(MS__CLIENT, MS__RT(__VA_ARGS__), MS__NAME(__VA_ARGS__), __VA_ARGS__)
 /* A client registers nothing, but its run-time data (created on first call) must be freed
  * when a dlopen'd library that holds it is closed: ms__unregister does that. */
-#define MS__CLIENT(R, N, ...)                                                                  \
-    MS__STUBS(R, N, NULL, __VA_ARGS__)                                                         \
-    __attribute__((destructor)) static void ms__unreg_##N(void)                                \
-    {                                                                                          \
-        ms__unregister(&ms__svc_##N);                                                          \
+#define MS__CLIENT(R, N, ...)                                                                      \
+    MS__STUBS(R, N, NULL, __VA_ARGS__)                                                             \
+    __attribute__((destructor)) static void ms__unreg_##N(void)                                    \
+    {                                                                                              \
+        ms__unregister(&ms__svc_##N);                                                              \
     }
 
 /*
  * MS_OPTIONS(name, .field = value, ...): options of a service, in the file of its
  * MS_SERVICE; unnamed fields keep their defaults (see ms_options).
  */
-#define MS_OPTIONS(N, ...)                                                                     \
-    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Woverride-init\"")       \
-        static ms_options ms__opts_##N = {MS__OPTION_DEFAULTS, __VA_ARGS__};                   \
+#define MS_OPTIONS(N, ...)                                                                         \
+    _Pragma("GCC diagnostic push")                                                                 \
+        _Pragma("GCC diagnostic ignored \"-Woverride-init\"") static ms_options ms__opts_##N = {   \
+            MS__OPTION_DEFAULTS, __VA_ARGS__};                                                     \
     _Pragma("GCC diagnostic pop")
 
-#define MS__SFIELD(S, p)                                                                       \
-    {MS__STR(MS__PN(p)), offsetof(struct S, MS__PN(p)), MS__TYPE(MS__PT(p))},
-#define MS__STRUCT_CODEC(S, ...)                                                               \
-    static const ms__field ms__fields_##S[] MS__UNUSED = {MS__FMAP(MS__SFIELD, S, __VA_ARGS__)};          \
-    static const ms__type ms__type_##S MS__UNUSED = {                                          \
-        MS__K_STRUCT, sizeof(struct S), #S, MS__NF(__VA_ARGS__), ms__fields_##S};              \
-    MS__UNUSED static inline void S##_free_fields(struct S *v)                                 \
-    {                                                                                          \
-        ms__free_value(&ms__type_##S, v);                                                      \
+#define MS__SFIELD(S, p) {MS__STR(MS__PN(p)), offsetof(struct S, MS__PN(p)), MS__TYPE(MS__PT(p))},
+#define MS__STRUCT_CODEC(S, ...)                                                                   \
+    static const ms__field ms__fields_##S[] MS__UNUSED = {MS__FMAP(MS__SFIELD, S, __VA_ARGS__)};   \
+    static const ms__type ms__type_##S MS__UNUSED = {MS__K_STRUCT, sizeof(struct S), #S,           \
+                                                     MS__NF(__VA_ARGS__), ms__fields_##S};         \
+    MS__UNUSED static inline void S##_free_fields(struct S *v)                                     \
+    {                                                                                              \
+        ms__free_value(&ms__type_##S, v);                                                          \
     }
 
 #else /* __cplusplus: declarations only */
@@ -482,10 +486,10 @@ void ms__free_value(const ms__type *t, void *value);
  * and `name_free_fields(struct name *)`, which frees its string/bytes/json/ref fields,
  * recursively. Put it in a header shared by caller and service.
  */
-#define MS_STRUCT(S, ...)                                                                      \
-    struct S {                                                                                 \
-        MS__FMAP(MS__MEMBER_F, ~, __VA_ARGS__)                                                 \
-    };                                                                                         \
+#define MS_STRUCT(S, ...)                                                                          \
+    struct S {                                                                                     \
+        MS__FMAP(MS__MEMBER_F, ~, __VA_ARGS__)                                                     \
+    };                                                                                             \
     MS__STRUCT_CODEC(S, __VA_ARGS__)
 #define MS__MEMBER_F(x, p) MS__PT(p) MS__PN(p);
 

@@ -22,6 +22,6 @@ msi_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "ms[%ld] %s: %s\n", (long)getpid(), names[level < 0 ? 0 : level > 3 ? 3 : level],
-            line);
+    int k = level < 0 ? 0 : level > 3 ? 3 : level;
+    fprintf(stderr, "ms[%ld] %s: %s\n", (long)getpid(), names[k], line);
 }

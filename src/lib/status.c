@@ -18,8 +18,8 @@ const char *
 ms_strerror(ms_status st)
 {
     switch (st) {
-#define X(name, num, http, text)                                                               \
-    case name:                                                                                 \
+#define X(name, num, http, text)                                                                   \
+    case name:                                                                                     \
         return text;
         MS_STATUS_LIST(X)
 #undef X
@@ -31,8 +31,8 @@ const char *
 ms_status_name(ms_status st)
 {
     switch (st) {
-#define X(name, num, http, text)                                                               \
-    case name:                                                                                 \
+#define X(name, num, http, text)                                                                   \
+    case name:                                                                                     \
         return #name;
         MS_STATUS_LIST(X)
 #undef X

@@ -15,14 +15,23 @@
 MS_STRUCT(vec2, (double, x), (double, y))
 
 MS_DECLARE(int64_t, add, (int64_t, a), (int64_t, b))
-MS_SERVICE(int64_t, add, (int64_t, a), (int64_t, b)) { return a + b; }
+MS_SERVICE(int64_t, add, (int64_t, a), (int64_t, b))
+{
+    return a + b;
+}
 MS_OPTIONS(add, .idempotent = true, .max_instances = 4)
 
 static int64_t ticks;
-MS_SERVICE(int64_t, now_tick) { return ++ticks; }
+MS_SERVICE(int64_t, now_tick)
+{
+    return ++ticks;
+}
 
 static int bumps;
-MS_SERVICE(void, bump, (int, by)) { bumps += by; }
+MS_SERVICE(void, bump, (int, by))
+{
+    bumps += by;
+}
 MS_SERVICE(void, nothing) {}
 
 MS_SERVICE(char *, greet, (const char *, name))
@@ -55,7 +64,10 @@ MS_SERVICE(int, eight, (int, a), (int, b), (int, c), (int, d), (int, e), (int, f
     return a + b + c + d + e + f + g + h;
 }
 
-MS_SERVICE(int64_t, nested_deadline) { return ms_deadline_left_ms() == INT64_MAX ? 1 : 0; }
+MS_SERVICE(int64_t, nested_deadline)
+{
+    return ms_deadline_left_ms() == INT64_MAX ? 1 : 0;
+}
 
 static void
 test_zero_direct_calls(void **state)
