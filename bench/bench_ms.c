@@ -220,13 +220,21 @@ dedupe_figures(void)
             json_decref(svc);
             return bench_print_error("dedupe", "out of memory");
         }
-        entries += msi_prom_value(text, "ms_dedupe_entries");
-        long long p = msi_prom_value(text, "ms_dedupe_entries_peak");
-        peak = p > peak ? p : peak;
-        bytes += msi_prom_value(text, "ms_dedupe_bytes");
-        calls += msi_prom_value(text, "ms_calls_total");
-        full += msi_prom_value(text, "ms_dedupe_full_total");
+        long long e = msi_prom_value(text, "ms_dedupe_entries"),
+                  p = msi_prom_value(text, "ms_dedupe_entries_peak"),
+                  b = msi_prom_value(text, "ms_dedupe_bytes"),
+                  k = msi_prom_value(text, "ms_calls_total"),
+                  f = msi_prom_value(text, "ms_dedupe_full_total");
         free(text);
+        if (e < 0 || p < 0 || b < 0 || k < 0 || f < 0) {
+            json_decref(svc);
+            return bench_print_error("dedupe", "%s: a dedupe metric is missing", url);
+        }
+        entries += e;
+        peak = p > peak ? p : peak;
+        bytes += b;
+        calls += k;
+        full += f;
         n++;
     }
     json_decref(svc);

@@ -1064,6 +1064,20 @@ serve_one(struct conn *c)
     return next == S_KEEP;
 }
 
+/* Takes c off the server's list of open connections and wakes msi_http_stop; h->mu held. */
+static void
+conn_forget(msi_http *h, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    h->nconns--;
+    pthread_cond_broadcast(&h->gone);
+}
+
 static void *
 conn_main(void *arg)
 {
@@ -1085,14 +1099,7 @@ conn_main(void *arg)
     free(c->out);
     pthread_mutex_lock(&h->mu);
     close(c->fd); /* under mu: msi_http_stop never shuts a number down once reused */
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    h->nconns--;
-    pthread_cond_broadcast(&h->gone);
+    conn_forget(h, c);
     pthread_mutex_unlock(&h->mu); /* h may be freed from here on */
     free(c);
     return NULL;
@@ -1157,14 +1164,7 @@ admit(msi_http *h, int fd)
     if (rc != 0) {
         msi_log(0, "%s http: cannot start a connection thread: %s", h->name, strerror(rc));
         pthread_mutex_lock(&h->mu);
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            h->conns = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        h->nconns--;
-        pthread_cond_broadcast(&h->gone);
+        conn_forget(h, c);
         pthread_mutex_unlock(&h->mu);
         close(fd);
         free(c);

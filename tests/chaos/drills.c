@@ -649,34 +649,28 @@ main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    D.name = argv[1];
-    D.callers = 16;
-    D.killer = 1;
-    if (strcmp(D.name, "kill-idempotent") == 0) {
-        D.service = "echo_idem";
-        D.seconds = 30;
-    } else if (strcmp(D.name, "kill-counter") == 0) {
-        D.service = "counter";
-        D.seconds = 30;
-    } else if (strcmp(D.name, "steady-counter") == 0) {
-        D.service = "counter";
-        D.seconds = 60;
-        D.callers = 8;
-        D.killer = 0;
-    } else if (strcmp(D.name, "tiny-cache") == 0) {
-        D.service = "counter";
-        D.seconds = 10;
-        D.callers = 32;
-        D.killer = 0;
-        D.tiny = 16;
-    } else if (strcmp(D.name, "msd-restart") == 0) {
-        D.service = "steady";
-        D.seconds = 20;
-        D.killer = 0;
-    } else {
-        fprintf(stderr, "unknown drill %s\n", D.name);
+    /* The drills (the design notes above say what each checks). */
+    static const struct {
+        const char *name, *service;
+        int seconds, callers, killer, tiny;
+    } drills[] = {
+        {"kill-idempotent", "echo_idem", 30, 16, 1, 0}, {"kill-counter", "counter", 30, 16, 1, 0},
+        {"steady-counter", "counter", 60, 8, 0, 0},     {"tiny-cache", "counter", 10, 32, 0, 16},
+        {"msd-restart", "steady", 20, 16, 0, 0},
+    };
+    size_t k = 0;
+    while (k < sizeof drills / sizeof drills[0] && strcmp(drills[k].name, argv[1]) != 0)
+        k++;
+    if (k == sizeof drills / sizeof drills[0]) {
+        fprintf(stderr, "unknown drill %s\n", argv[1]);
         return 2;
     }
+    D.name = drills[k].name;
+    D.service = drills[k].service;
+    D.seconds = drills[k].seconds;
+    D.callers = drills[k].callers;
+    D.killer = drills[k].killer;
+    D.tiny = drills[k].tiny;
     if (argc > 2)
         D.seconds = atoi(argv[2]);
     h_bin("MS_TEST_MSD"); /* exits early, before making anything, when unset */

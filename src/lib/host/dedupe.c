@@ -298,10 +298,12 @@ caller_ack(msi_dd *dd, dd_caller *c, uint64_t acked)
     }
 }
 
+/* No room for a new entry (and, with new_caller, for a new caller record). */
 static int
-full(const msi_dd *dd)
+full(const msi_dd *dd, int new_caller)
 {
-    return dd->count >= dd->max_entries || dd->bytes >= dd->max_bytes;
+    return dd->count >= dd->max_entries || dd->bytes >= dd->max_bytes ||
+           (new_caller && dd->ncallers >= dd->max_entries);
 }
 
 void
@@ -445,9 +447,9 @@ msi_dd_begin(msi_dd *dd, const msi_dd_req *q, msi_dd_entry **own, int *status, c
             continue;
         }
         int need_caller = has_caller && !c;
-        if (full(dd) || (need_caller && dd->ncallers >= dd->max_entries)) {
+        if (full(dd, need_caller)) {
             msi_dd_sweep(dd, now);
-            if (full(dd) || (need_caller && dd->ncallers >= dd->max_entries)) {
+            if (full(dd, need_caller)) {
                 res = MSI_DD_FULL;
                 break;
             }
