@@ -2,7 +2,8 @@
  * test_dedupe.c: the duplicate-request cache (src/lib/host/dedupe.c) as the bookkeeping it is:
  * request-id forms, kept replies and 422s, acknowledgements (RIFL) dropping entries at once
  * and refusing stale retries, running entries acknowledged meanwhile, waiting duplicates,
- * the bounds (entries, callers, bytes), expiry by sweep, and the point of it all: with
+ * the bounds (entries, callers, bytes; exact over the shards, also with 16 threads at once),
+ * expiry by sweep (room held in any shard), and the point of it all: with
  * acknowledgements the cache holds one entry per caller however many calls go through.
  */
 #include "dedupe.h"
@@ -290,6 +291,83 @@ test_dedupe_bounds(void **state)
     msi_dd_free(dd);
 }
 
+/* The cache is in shards with one bound over all of them: room held by expired entries in
+ * another shard than the new request's is found too (a full shard sweeps every shard). */
+static void
+test_dedupe_expired_room_in_any_shard(void **state)
+{
+    (void)state;
+    char old[32], fresh[32];
+    for (int i = 0; i < 32; i++) {
+        msi_dd *dd = msi_dd_new(1, 1 << 20);
+        snprintf(old, sizeof old, "old%d-1", i);
+        snprintf(fresh, sizeof fresh, "fresh%d-1", i);
+        msi_dd_req q = req(old, 1, 1);
+        q.deadline = msi_now_ms() - 5000; /* expired at once once done */
+        assert_int_equal(call(dd, q), MSI_DD_RUN);
+        assert_int_equal(stats(dd).entries, 1);
+        assert_int_equal(call(dd, req(fresh, 1, 1)), MSI_DD_RUN);
+        msi_dd_stats s = stats(dd);
+        assert_int_equal(s.entries, 1);
+        assert_int_equal(s.expired_total, 1);
+        msi_dd_free(dd);
+    }
+}
+
+enum { BT_THREADS = 16, BT_CALLS = 20000, BT_CAP = 8 };
+
+typedef struct {
+    msi_dd *dd;
+    int id;
+    long run, full;
+} bt_arg;
+
+static void *
+bt_caller(void *p)
+{
+    bt_arg *a = p;
+    char rid[48];
+    for (int i = 1; i <= BT_CALLS; i++) {
+        snprintf(rid, sizeof rid, "t%d-%d", a->id, i);
+        msi_dd_verdict v = call(a->dd, req(rid, 1, (uint64_t)i));
+        if (v == MSI_DD_RUN)
+            a->run++;
+        else if (v == MSI_DD_FULL)
+            a->full++;
+        else
+            fail_msg("caller %d call %d: verdict %d", a->id, i, (int)v);
+    }
+    return NULL;
+}
+
+/* The entry and caller bounds hold exactly over shards, with many threads at once: the
+ * peak never passes the cap, and every request is run or refused as full. */
+static void
+test_dedupe_bound_exact_under_threads(void **state)
+{
+    (void)state;
+    msi_dd *dd = msi_dd_new(BT_CAP, 1 << 24);
+    pthread_t t[BT_THREADS];
+    bt_arg a[BT_THREADS];
+    for (int i = 0; i < BT_THREADS; i++) {
+        a[i] = (bt_arg){.dd = dd, .id = i};
+        assert_int_equal(pthread_create(&t[i], NULL, bt_caller, &a[i]), 0);
+    }
+    long run = 0, full = 0;
+    for (int i = 0; i < BT_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        run += a[i].run;
+        full += a[i].full;
+    }
+    msi_dd_stats s = stats(dd);
+    assert_int_equal(run + full, (long)BT_THREADS * BT_CALLS);
+    assert_true(run > 0);
+    assert_true(s.entries_peak <= BT_CAP);
+    assert_true(s.entries <= BT_CAP && s.callers <= BT_CAP);
+    assert_int_equal(s.waiting, 0);
+    msi_dd_free(dd);
+}
+
 /* The point: callers that acknowledge keep one entry each here, however many calls they
  * make (before acknowledgements, every call's entry stayed until its deadline + 1 s). */
 static void
@@ -368,6 +446,8 @@ main(void)
         cmocka_unit_test(test_dedupe_duplicate_waits),
         cmocka_unit_test(test_dedupe_abort),
         cmocka_unit_test(test_dedupe_bounds),
+        cmocka_unit_test(test_dedupe_expired_room_in_any_shard),
+        cmocka_unit_test(test_dedupe_bound_exact_under_threads),
         cmocka_unit_test(test_dedupe_bounded_by_callers_not_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,8 +11,9 @@
  * below N as stale. Any other well-formed id (1..128 of [A-Za-z0-9._-]) is a plain id: its
  * entry lives until the call's deadline + 1 s, as before acknowledgements existed.
  *
- * Threading: every function may be called from any thread; one mutex guards the cache, and
- * msi_dd_begin waits on a condition variable while an earlier attempt of the same id runs.
+ * Threading: every function may be called from any thread; the cache is in shards, each
+ * guarded by its own mutex (a caller's entries all in one), and msi_dd_begin waits on its
+ * shard's condition variable while an earlier attempt of the same id runs.
  * Ownership: the cache owns its entries; msi_dd_begin hands the caller one entry it "owns"
  * (MSI_DD_RUN) until it gives it back with msi_dd_finish or msi_dd_abort, exactly once.
  */
