@@ -589,6 +589,7 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
 }
 
 const msi_transport msi_client_transport = {
+    .configure = msi_client_configure,
     .call = msi_call_remote,
     .start = msi_client_start,
     .stop = msi_client_stop,
