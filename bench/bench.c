@@ -50,6 +50,7 @@ bench_opts_init(bench_opts *o)
     o->mode = BENCH_LATENCY;
     o->target = "";
     o->calls = 20000;
+    o->calls_max = 100000000;
     o->warmup = 2000;
     o->warmup_s = 0;
     o->threads = 16;
@@ -105,7 +106,7 @@ bench_parse_opts(int argc, char **argv, int first, bench_opts *o,
             o->label = v;
             i++;
         } else if (strcmp(a, "--calls") == 0) {
-            if (parse_long(a, v, 1, 100000000, &o->calls))
+            if (parse_long(a, v, 1, o->calls_max, &o->calls))
                 return -1;
             i++;
         } else if (strcmp(a, "--warmup") == 0) {
@@ -571,9 +572,45 @@ server_main(int argc, char **argv, const bench_program *p)
     return p->serve(&s);
 }
 
+/* A program of commands: find the command, parse its options, run it. */
+static int
+command_main(int argc, char **argv, const bench_program *p)
+{
+    const bench_command *cmd = NULL;
+    int first = 1; /* where the options begin */
+    if (p->ncommands == 1 && !p->commands[0].name) {
+        cmd = &p->commands[0];
+    } else {
+        first = 2;
+        for (int i = 0; argc >= 2 && i < p->ncommands && !cmd; i++)
+            if (p->commands[i].name && strcmp(argv[1], p->commands[i].name) == 0)
+                cmd = &p->commands[i];
+    }
+    if (!cmd) {
+        fprintf(stderr, "usage: %s %s\n", p->name, p->usage ? p->usage : "");
+        return 2;
+    }
+    int rc = p->before ? p->before(cmd->name ? cmd->name : p->label) : 0;
+    if (rc != 0)
+        return rc;
+    bench_opts o;
+    bench_opts_init(&o);
+    o.label = p->label;
+    if (p->defaults)
+        p->defaults(&o);
+    if (bench_parse_opts(argc, argv, first, &o, p->extra, p->extra_arg) != 0)
+        return 2;
+    rc = cmd->run(&o);
+    if (p->client_done)
+        p->client_done();
+    return rc;
+}
+
 int
 bench_main(int argc, char **argv, const bench_program *p)
 {
+    if (p->commands)
+        return command_main(argc, argv, p);
     if (argc >= 2 && strcmp(argv[1], "server") == 0)
         return server_main(argc, argv, p);
     if (argc >= 2 && strcmp(argv[1], "client") == 0) {

@@ -52,6 +52,8 @@ typedef struct bench_opts {
     bench_mode mode;
     const char *target; /* passed to open() */
     long calls;         /* latency: recorded calls (20000) */
+    long calls_max;     /* --calls's upper bound (100000000: a latency run keeps one sample
+                           per call); a program may raise it in bench_program.defaults */
     long warmup;        /* latency: unrecorded calls first (2000) */
     double warmup_s;    /* latency: warm up for at least this long too (0) */
     int threads;        /* throughput: callers, each with its own connection (16) */
@@ -66,7 +68,7 @@ void bench_opts_init(bench_opts *o);
 /*
  * Parses the common client options into o, starting at argv[first]:
  *   --latency | --throughput, --target T, --calls N, --warmup N, --warmup-seconds S,
- *   --threads N, --seconds S, --max-seconds S, --label L.
+ *   --threads N, --seconds S, --max-seconds S, --label L (--calls in [1, o->calls_max]).
  * Unknown options are an error unless `extra` accepts them: it is called with the option
  * and its value (or NULL) and returns how many of the two it consumed (0: unknown).
  * Returns 0, or -1 after printing a message to stderr.
@@ -84,12 +86,24 @@ int bench_run_client(const bench_ops *ops, const bench_opts *o);
  * lines scripts/bench.sh uses). bench_main parses both, sets the server's lifetime
  * (bench_server_lifetime, default 900 s) and, unless the program listens itself, opens its
  * listening socket; the program states only its server, its client ops and its options.
+ *
+ * A program of commands instead (bench_ms, bench_zero): `NAME COMMAND [bench options] [its
+ * own options]`, or `NAME [options]` for a program whose one command has no name. bench_main
+ * finds the command (else prints the usage line, exit 2), calls `before` with its name,
+ * parses the common options (after `defaults`) and the program's own (`extra`), runs the
+ * command and then `client_done`; the program states only its commands and its options.
  * ---------------------------------------------------------------------------------------- */
 typedef struct bench_server {
     const char *port_file; /* where to write the port once serving (bench_write_port_file) */
     int fd;                /* listening on 127.0.0.1 (backlog 128); -1 with own_listener */
     int port;              /* fd's port; 0 with own_listener */
 } bench_server;
+
+/* One command of a program of commands. */
+typedef struct bench_command {
+    const char *name; /* argv[1]; NULL: the program's only command, its options from argv[1] */
+    int (*run)(bench_opts *o); /* with the options parsed; returns the exit status */
+} bench_command;
 
 typedef struct bench_program {
     const char *name;     /* "bench_tcp": in messages */
@@ -104,8 +118,21 @@ typedef struct bench_program {
     int (*server_opt)(const char *opt, const char *val);
     const char *server_usage; /* its own server options, for the usage line; or NULL */
     /* Optional: called on the client's thread after its run (bench_mst releases its
-     * thread's connection). */
+     * thread's connection; bench_ms shuts ms down). */
     void (*client_done)(void);
+
+    /* A program of commands sets these instead of ops and serve. */
+    const bench_command *commands;
+    int ncommands;
+    const char *usage; /* what follows "usage: NAME " */
+    /* Optional: called with the command's name (the label for an unnamed one) before its
+     * options are parsed; 0, or the exit status (bench_ms checks ms_init here). */
+    int (*before)(const char *command);
+    /* Optional: the program's own defaults, after bench_opts_init and the label. */
+    void (*defaults)(bench_opts *o);
+    /* Optional: the program's own options (bench_parse_opts's `extra`, given extra_arg). */
+    int (*extra)(const char *opt, const char *val, void *arg);
+    void *extra_arg;
 } bench_program;
 
 /* main() of a transport program. Returns the exit status: 2 on bad usage. */

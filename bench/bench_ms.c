@@ -13,7 +13,8 @@
  * measures the transport and the client, not a queue in front of a single-threaded
  * function.
  *
- * Subcommands (each prints one JSON line on stdout; messages go to stderr):
+ * Subcommands, bench_main's commands (each prints one JSON line on stdout; messages go to
+ * stderr):
  *   latency | throughput [bench options] [--instances K]
  *                      the echo through ms; with K, first make sure K instances are ready
  *   probe              one call with the default deadline: is local mode working at all?
@@ -550,152 +551,230 @@ spawn_ready(const extra_opts *x)
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * The commands (bench_main runs them; ms_init ran first, in main).
+ * ---------------------------------------------------------------------------------------- */
+static int64_t t_start, t_init; /* before and after ms_init */
+static ms_status init_st;       /* what ms_init returned */
+/* The options of its own (take_extra). */
+static extra_opts own = {0, 0, 0, 0, 10, "spawn", "ready"};
+
+/* Every command needs ms_init to have worked, in local mode. */
 static int
-usage(void)
+before(const char *cmd)
 {
-    fprintf(stderr, "usage: bench_ms latency|throughput|probe|first-call|ensure|lookups|"
-                    "msd-cpu|spawn-ready|delete|dedupe [options]\n");
-    return 2;
+    if (init_st != MS_OK)
+        return bench_print_error(cmd, "ms_init: %s: %s", ms_status_name(init_st), ms_last_error());
+    if (ms_current_mode() != MS_MODE_LOCAL)
+        return bench_print_error(cmd, "MS_MODE is %s, not local", ms_mode_name(ms_current_mode()));
+    return 0;
+}
+
+/* The commands that talk to msd's API first. */
+static int
+no_msd(const char *cmd)
+{
+    return bench_print_error(cmd, "cannot reach msd's API (MS_ORCHESTRATOR, MS_STATE_DIR)");
+}
+
+static int
+cmd_first_call(bench_opts *o)
+{
+    (void)o;
+    char s[BENCH_STR_LEN + 1];
+    struct echo_msg r;
+    bench_payload(1, s);
+    int64_t t0 = bench_now_ns();
+    ms_status st = SVC_TRY(&r, 1, s);
+    int64_t t1 = bench_now_ns();
+    int rc;
+    if (st != MS_OK) {
+        rc = bench_print_error("first_call", "%s: %s", ms_status_name(st), ms_last_error());
+    } else {
+        echo_msg_free_fields(&r);
+        printf("{\"kind\":\"first_call\",\"label\":\"%s\",\"init_ms\":%.3f,"
+               "\"first_call_ms\":%.3f}\n",
+               SVC_NAME, (double)(t_init - t_start) / 1e6, (double)(t1 - t0) / 1e6);
+        fflush(stdout);
+        rc = 0;
+    }
+    if (own.del && (msd_setup() != 0 || delete_service(30) != 0))
+        rc = 1;
+    return rc;
+}
+
+static int
+cmd_probe(bench_opts *o)
+{
+    (void)o;
+    char s[BENCH_STR_LEN + 1];
+    struct echo_msg r;
+    bench_payload(7, s);
+    ms_status st = SVC_TRY(&r, 7, s);
+    int rc;
+    if (st != MS_OK)
+        rc = bench_print_error("probe", "%s: %s", ms_status_name(st), ms_last_error());
+    else if (r.n != 7 || !r.s || strcmp(r.s, s) != 0)
+        rc = bench_print_error("probe", "echo mismatch");
+    else {
+        printf("{\"kind\":\"probe\",\"label\":\"%s\",\"ok\":true}\n", SVC_NAME);
+        rc = 0;
+    }
+    if (st == MS_OK)
+        echo_msg_free_fields(&r);
+    return rc;
+}
+
+/* latency and throughput: the echo through ms. */
+static int
+echo_run(const char *cmd, bench_opts *o)
+{
+    static const bench_ops ops = {ms_open, ms_call, ms_close};
+    if (msd_setup() != 0)
+        return no_msd(cmd);
+    o->mode = strcmp(cmd, "latency") == 0 ? BENCH_LATENCY : BENCH_THROUGHPUT;
+    if (own.instances > 0) {
+        char err[512];
+        void *c = ms_open("", err, sizeof err);
+        if (!c)
+            return bench_print_error(o->label, "first call: %s", err);
+        if (ensure_instances(own.instances, 0, 60) != 0)
+            return bench_print_error(o->label, "%d instances not ready", own.instances);
+    }
+    return bench_run_client(&ops, o);
+}
+
+static int
+cmd_latency(bench_opts *o)
+{
+    return echo_run("latency", o);
+}
+
+static int
+cmd_throughput(bench_opts *o)
+{
+    return echo_run("throughput", o);
+}
+
+static int
+cmd_ensure(bench_opts *o)
+{
+    if (msd_setup() != 0)
+        return no_msd("ensure");
+    char err[512];
+    int k = own.instances > 0 ? own.instances : 1;
+    int64_t t0 = bench_now_ns();
+    if (!ms_open("", err, sizeof err))
+        return bench_print_error("ensure", "first call: %s", err);
+    if (ensure_instances(k, own.step, o->max_s) != 0)
+        return bench_print_error("ensure", "%d instances not ready within %.0f s", k, o->max_s);
+    printf("{\"kind\":\"ensure\",\"label\":\"%s\",\"instances\":%d,\"step\":%d,"
+           "\"seconds\":%.3f}\n",
+           SVC_NAME, k, own.step > 0 && own.step < k ? own.step : k,
+           (double)(bench_now_ns() - t0) / 1e9);
+    return 0;
+}
+
+static int
+cmd_lookups(bench_opts *o)
+{
+    static const bench_ops ops = {lookup_open, lookup_call, lookup_close};
+    if (msd_setup() != 0)
+        return no_msd("lookups");
+    char err[512];
+    if (!ms_open("", err, sizeof err))
+        return bench_print_error("lookups", "first call: %s", err);
+    json_t *svc = find_service();
+    const char *build = json_string_value(json_object_get(svc, "build"));
+    const char *sig = json_string_value(json_object_get(svc, "signature"));
+    if (!build || !sig) {
+        json_decref(svc);
+        return bench_print_error("lookups", "service %s not listed by msd", SVC_NAME);
+    }
+    snprintf(lookup_path, sizeof lookup_path, "/v1/services/%s?build=%s&sig=%s", SVC_NAME, build,
+             sig);
+    json_decref(svc);
+    o->label = "lookups";
+    return bench_run_client(&ops, o);
+}
+
+static int
+cmd_msd_cpu(bench_opts *o)
+{
+    if (msd_setup() != 0)
+        return no_msd("msd-cpu");
+    if (own.pid <= 0)
+        return bench_print_error("msd_cpu", "--pid is required");
+    json_t *svc = find_service();
+    int ready = svc ? count_instances(svc, "ready") : 0;
+    json_decref(svc);
+    double c0 = proc_cpu_s(own.pid);
+    int64_t t0 = bench_now_ns();
+    double secs = o->seconds < o->max_s ? o->seconds : o->max_s;
+    sleep_ms((long)(secs * 1000));
+    double c1 = proc_cpu_s(own.pid);
+    double wall = (double)(bench_now_ns() - t0) / 1e9;
+    if (c0 < 0 || c1 < 0)
+        return bench_print_error("msd_cpu", "cannot read /proc/%ld/stat", own.pid);
+    printf("{\"kind\":\"msd_cpu\",\"label\":\"%s\",\"instances\":%d,\"seconds\":%.3f,"
+           "\"cpu_s\":%.3f,\"cpu_pct\":%.2f}\n",
+           SVC_NAME, ready, wall, c1 - c0, 100.0 * (c1 - c0) / wall);
+    return 0;
+}
+
+static int
+cmd_spawn_ready(bench_opts *o)
+{
+    (void)o;
+    if (msd_setup() != 0)
+        return no_msd("spawn-ready");
+    return spawn_ready(&own);
+}
+
+static int
+cmd_dedupe(bench_opts *o)
+{
+    (void)o;
+    if (msd_setup() != 0)
+        return no_msd("dedupe");
+    return dedupe_figures();
+}
+
+static int
+cmd_delete(bench_opts *o)
+{
+    if (msd_setup() != 0)
+        return no_msd("delete");
+    int rc = delete_service(o->max_s) == 0 ? 0 : 1;
+    if (rc == 0)
+        printf("{\"kind\":\"delete\",\"label\":\"%s\"}\n", SVC_NAME);
+    return rc;
 }
 
 int
 main(int argc, char **argv)
 {
-    int64_t t_start = bench_now_ns();
+    static const bench_command commands[] = {
+        {"latency", cmd_latency},       {"throughput", cmd_throughput},   {"probe", cmd_probe},
+        {"first-call", cmd_first_call}, {"ensure", cmd_ensure},           {"lookups", cmd_lookups},
+        {"msd-cpu", cmd_msd_cpu},       {"spawn-ready", cmd_spawn_ready}, {"delete", cmd_delete},
+        {"dedupe", cmd_dedupe},
+    };
+    static const bench_program prog = {
+        .name = "bench_ms",
+        .label = SVC_NAME,
+        .client_done = ms_shutdown,
+        .commands = commands,
+        .ncommands = sizeof commands / sizeof *commands,
+        .usage = "latency|throughput|probe|first-call|ensure|lookups|msd-cpu|spawn-ready|"
+                 "delete|dedupe [options]",
+        .before = before,
+        .extra = take_extra,
+        .extra_arg = &own,
+    };
+    t_start = bench_now_ns();
     /* An instance started by msd serves here and never returns. */
-    ms_status st = ms_init(&argc, &argv);
-    int64_t t_init = bench_now_ns();
-    if (argc < 2)
-        return usage();
-    const char *cmd = argv[1];
-    if (st != MS_OK)
-        return bench_print_error(cmd, "ms_init: %s: %s", ms_status_name(st), ms_last_error());
-    if (ms_current_mode() != MS_MODE_LOCAL)
-        return bench_print_error(cmd, "MS_MODE is %s, not local", ms_mode_name(ms_current_mode()));
-
-    bench_opts o;
-    bench_opts_init(&o);
-    o.label = SVC_NAME;
-    extra_opts x = {0, 0, 0, 0, 10, "spawn", "ready"};
-    if (bench_parse_opts(argc, argv, 2, &o, take_extra, &x) != 0)
-        return 2;
-    int rc;
-
-    if (strcmp(cmd, "first-call") == 0) {
-        char s[BENCH_STR_LEN + 1];
-        struct echo_msg r;
-        bench_payload(1, s);
-        int64_t t0 = bench_now_ns();
-        st = SVC_TRY(&r, 1, s);
-        int64_t t1 = bench_now_ns();
-        if (st != MS_OK) {
-            rc = bench_print_error("first_call", "%s: %s", ms_status_name(st), ms_last_error());
-        } else {
-            echo_msg_free_fields(&r);
-            printf("{\"kind\":\"first_call\",\"label\":\"%s\",\"init_ms\":%.3f,"
-                   "\"first_call_ms\":%.3f}\n",
-                   SVC_NAME, (double)(t_init - t_start) / 1e6, (double)(t1 - t0) / 1e6);
-            fflush(stdout);
-            rc = 0;
-        }
-        if (x.del && (msd_setup() != 0 || delete_service(30) != 0))
-            rc = 1;
-        ms_shutdown();
-        return rc;
-    }
-    if (strcmp(cmd, "probe") == 0) {
-        char s[BENCH_STR_LEN + 1];
-        struct echo_msg r;
-        bench_payload(7, s);
-        st = SVC_TRY(&r, 7, s);
-        if (st != MS_OK)
-            rc = bench_print_error("probe", "%s: %s", ms_status_name(st), ms_last_error());
-        else if (r.n != 7 || !r.s || strcmp(r.s, s) != 0)
-            rc = bench_print_error("probe", "echo mismatch");
-        else {
-            printf("{\"kind\":\"probe\",\"label\":\"%s\",\"ok\":true}\n", SVC_NAME);
-            rc = 0;
-        }
-        if (st == MS_OK)
-            echo_msg_free_fields(&r);
-        ms_shutdown();
-        return rc;
-    }
-
-    if (msd_setup() != 0)
-        return bench_print_error(cmd, "cannot reach msd's API (MS_ORCHESTRATOR, MS_STATE_DIR)");
-
-    if (strcmp(cmd, "latency") == 0 || strcmp(cmd, "throughput") == 0) {
-        static const bench_ops ops = {ms_open, ms_call, ms_close};
-        o.mode = strcmp(cmd, "latency") == 0 ? BENCH_LATENCY : BENCH_THROUGHPUT;
-        if (x.instances > 0) {
-            char err[512];
-            void *c = ms_open("", err, sizeof err);
-            if (!c)
-                return bench_print_error(o.label, "first call: %s", err);
-            if (ensure_instances(x.instances, 0, 60) != 0)
-                return bench_print_error(o.label, "%d instances not ready", x.instances);
-        }
-        rc = bench_run_client(&ops, &o);
-    } else if (strcmp(cmd, "ensure") == 0) {
-        char err[512];
-        int k = x.instances > 0 ? x.instances : 1;
-        int64_t t0 = bench_now_ns();
-        if (!ms_open("", err, sizeof err))
-            return bench_print_error("ensure", "first call: %s", err);
-        if (ensure_instances(k, x.step, o.max_s) != 0)
-            return bench_print_error("ensure", "%d instances not ready within %.0f s", k, o.max_s);
-        printf("{\"kind\":\"ensure\",\"label\":\"%s\",\"instances\":%d,\"step\":%d,"
-               "\"seconds\":%.3f}\n",
-               SVC_NAME, k, x.step > 0 && x.step < k ? x.step : k,
-               (double)(bench_now_ns() - t0) / 1e9);
-        rc = 0;
-    } else if (strcmp(cmd, "lookups") == 0) {
-        static const bench_ops ops = {lookup_open, lookup_call, lookup_close};
-        char err[512];
-        if (!ms_open("", err, sizeof err))
-            return bench_print_error("lookups", "first call: %s", err);
-        json_t *svc = find_service();
-        const char *build = json_string_value(json_object_get(svc, "build"));
-        const char *sig = json_string_value(json_object_get(svc, "signature"));
-        if (!build || !sig) {
-            json_decref(svc);
-            return bench_print_error("lookups", "service %s not listed by msd", SVC_NAME);
-        }
-        snprintf(lookup_path, sizeof lookup_path, "/v1/services/%s?build=%s&sig=%s", SVC_NAME,
-                 build, sig);
-        json_decref(svc);
-        o.label = "lookups";
-        rc = bench_run_client(&ops, &o);
-    } else if (strcmp(cmd, "msd-cpu") == 0) {
-        if (x.pid <= 0)
-            return bench_print_error("msd_cpu", "--pid is required");
-        json_t *svc = find_service();
-        int ready = svc ? count_instances(svc, "ready") : 0;
-        json_decref(svc);
-        double c0 = proc_cpu_s(x.pid);
-        int64_t t0 = bench_now_ns();
-        double secs = o.seconds < o.max_s ? o.seconds : o.max_s;
-        sleep_ms((long)(secs * 1000));
-        double c1 = proc_cpu_s(x.pid);
-        double wall = (double)(bench_now_ns() - t0) / 1e9;
-        if (c0 < 0 || c1 < 0)
-            return bench_print_error("msd_cpu", "cannot read /proc/%ld/stat", x.pid);
-        printf("{\"kind\":\"msd_cpu\",\"label\":\"%s\",\"instances\":%d,\"seconds\":%.3f,"
-               "\"cpu_s\":%.3f,\"cpu_pct\":%.2f}\n",
-               SVC_NAME, ready, wall, c1 - c0, 100.0 * (c1 - c0) / wall);
-        rc = 0;
-    } else if (strcmp(cmd, "spawn-ready") == 0) {
-        rc = spawn_ready(&x);
-    } else if (strcmp(cmd, "dedupe") == 0) {
-        rc = dedupe_figures();
-    } else if (strcmp(cmd, "delete") == 0) {
-        rc = delete_service(o.max_s) == 0 ? 0 : 1;
-        if (rc == 0)
-            printf("{\"kind\":\"delete\",\"label\":\"%s\"}\n", SVC_NAME);
-    } else {
-        rc = usage();
-    }
-    ms_shutdown();
-    return rc;
+    init_st = ms_init(&argc, &argv);
+    t_init = bench_now_ns();
+    return bench_main(argc, argv, &prog);
 }

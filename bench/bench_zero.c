@@ -16,7 +16,7 @@
  * the full encode -> JSON text -> decode path, both ways), to show what the codec costs.
  *
  *   [MS_MODE=zero|zero-checked] bench_zero [--calls N] [--rounds R] [--max-seconds S]
- * Prints one JSON line.
+ * Prints one JSON line. main is bench_main's (bench.h), with one command without a name.
  */
 #include "bench.h"
 
@@ -92,32 +92,41 @@ cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int
-main(int argc, char **argv)
+static long rounds = 5;
+
+/* --rounds R, this program's own option (bench_main's `extra`). */
+static int
+take_rounds(const char *opt, const char *val, void *arg)
 {
-    long calls = 2000000, rounds = 5;
-    double max_s = 120;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--calls") == 0)
-            calls = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--rounds") == 0)
-            rounds = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--max-seconds") == 0)
-            max_s = atof(argv[i + 1]);
-        else {
-            fprintf(stderr, "usage: bench_zero [--calls N] [--rounds R] [--max-seconds S]\n");
-            return 2;
-        }
-    }
-    if (calls < 1 || calls > 1000000000 || rounds < 1 || rounds > 100) {
-        fprintf(stderr, "bench_zero: counts out of range\n");
-        return 2;
-    }
+    (void)arg;
+    if (strcmp(opt, "--rounds") != 0 || !val)
+        return 0;
+    char *end;
+    long r = strtol(val, &end, 10);
+    if (*end || end == val || r < 1 || r > 100)
+        return 0;
+    rounds = r;
+    return 2;
+}
+
+/* --calls: 2,000,000 by default, up to 10^9 (no sample is kept per call here). */
+static void
+zero_defaults(bench_opts *o)
+{
+    o->calls = 2000000;
+    o->calls_max = 1000000000;
+}
+
+static int
+run_zero(bench_opts *o)
+{
+    long calls = o->calls;
+    double max_s = o->max_s;
     const char *mode = getenv("MS_MODE");
     if (!mode || !*mode)
         setenv("MS_MODE", "zero", 1);
     unsetenv("MS_ORCHESTRATOR");
-    if (ms_init(&argc, &argv) != MS_OK)
+    if (ms_init(NULL, NULL) != MS_OK) /* the environment only: bench_main took the options */
         return bench_print_error("zero", "ms_init: %s", ms_last_error());
     char s[BENCH_STR_LEN + 1];
     bench_payload(42, s);
@@ -175,4 +184,18 @@ main(int argc, char **argv)
     free(d);
     free(m);
     return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const bench_command commands[] = {{NULL, run_zero}};
+    static const bench_program prog = {.name = "bench_zero",
+                                       .label = "zero",
+                                       .commands = commands,
+                                       .ncommands = 1,
+                                       .usage = "[--calls N] [--rounds R] [--max-seconds S]",
+                                       .defaults = zero_defaults,
+                                       .extra = take_rounds};
+    return bench_main(argc, argv, &prog);
 }

@@ -5,6 +5,10 @@
  * - Settings come from the environment and from --ms-* options, the options winning; the
  *   options are removed from argv so the program's own parsing never sees them.
  * - MS_MODE defaults to zero when MS_ORCHESTRATOR is unset, local when it is set.
+ * - The settings (the orchestrator list, the call token) are this file's, freed by
+ *   ms_shutdown, and are handed to the parts as an msi_settings (msi.h): to the client
+ *   through msi_remote->configure, which copies them, to the host as msi_host_main's
+ *   argument. No part reads them from a global of this file.
  * - An instance is the program re-run with MS_SERVE=<service>: ms_init hands over to the
  *   host (msi_host_main) and exits with its status, never returning to main().
  *   MS_DESCRIBE=1 prints the services as JSON and exits 0 (msd's deploy runs that). In both
@@ -24,8 +28,11 @@ ms_mode msi_mode = MS_MODE_ZERO;
 int msi_initialized;
 _Atomic int msi_shutting_down;
 const msi_transport *msi_remote = &msi_client_transport;
-char *msi_orchestrators;
-char *msi_token;
+
+/* The settings (msi.h), from the environment and --ms-* options; owned here, freed by
+ * ms_shutdown. */
+static char *orchestrators; /* NULL when unset or empty */
+static char *token;         /* NULL when unset */
 
 static int shut_down;
 
@@ -123,9 +130,9 @@ ms_init(int *argc, char ***argv)
         msi_log_level = l;
     }
     if (orch && *orch)
-        msi_orchestrators = strdup(orch);
+        orchestrators = strdup(orch);
 
-    ms_mode m = msi_orchestrators ? MS_MODE_LOCAL : MS_MODE_ZERO;
+    ms_mode m = orchestrators ? MS_MODE_LOCAL : MS_MODE_ZERO;
     if (mode && *mode && parse_mode(mode, &m) < 0) {
         st = msi_set_error(
             MS_EINVAL, "MS_MODE: unknown mode '%s' (zero, zero-checked, local; docker is planned)",
@@ -135,9 +142,13 @@ ms_init(int *argc, char ***argv)
 
     const char *tok = getenv("MS_TOKEN");
     if (tok && *tok)
-        msi_token = strdup(tok);
+        token = strdup(tok);
     else if ((tok = getenv("MS_TOKEN_FILE")) && *tok)
-        msi_token = msi_read_first_line(tok);
+        token = msi_read_first_line(tok);
+    const msi_settings settings = {orchestrators, token};
+    st = msi_remote->configure(&settings);
+    if (st != MS_OK)
+        goto fail;
 
     msi_initialized = 1;
     st = msi_registry_check();
@@ -147,7 +158,7 @@ ms_init(int *argc, char ***argv)
         exit(msi_describe_main());
     if (serve && *serve) {
         msi_mode = m == MS_MODE_ZERO || m == MS_MODE_ZERO_CHECKED ? MS_MODE_LOCAL : m;
-        exit(msi_host_main(serve));
+        exit(msi_host_main(serve, &settings));
     }
 
     msi_mode = m;
@@ -172,8 +183,8 @@ ms_shutdown(void)
     msi_shutting_down = 1;
     if (msi_mode == MS_MODE_LOCAL || msi_mode == MS_MODE_DOCKER)
         msi_remote->stop();
-    free(msi_orchestrators);
-    msi_orchestrators = NULL;
-    free(msi_token);
-    msi_token = NULL;
+    free(orchestrators);
+    orchestrators = NULL;
+    free(token);
+    token = NULL;
 }

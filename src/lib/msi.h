@@ -105,11 +105,26 @@ extern ms_mode msi_mode;
 extern int msi_initialized;
 
 /*
+ * The settings ms_init read from the environment and the --ms-* options (init.c), handed to
+ * each part that needs them, never read by it from a global: to the client by
+ * msi_transport.configure, to the host by msi_host_main. The strings are init.c's; a part
+ * that keeps them past the call copies them (the host never returns, so it may keep the
+ * pointers).
+ */
+typedef struct msi_settings {
+    const char *orchestrators; /* MS_ORCHESTRATOR: "host:port[,host:port...]"; NULL: unset */
+    const char *token;         /* call token read from MS_TOKEN or MS_TOKEN_FILE; NULL: unset */
+} msi_settings;
+
+/*
  * The remote path (local/docker modes) as the core sees it: a table of functions. The core
  * (call.c, init.c) and the host reach the caller side only through msi_remote, so that the
  * client (src/lib/client) stands on the core and the core does not call into it.
  */
 typedef struct msi_transport {
+    /* Takes a copy of the settings (ms_init calls it once, before start): MS_OK, or
+     * MS_ENOMEM. */
+    ms_status (*configure)(const msi_settings *s);
     /* Encodes args, locates an instance through msd, calls it with deadline and retries,
      * decodes the result. `timeout_ms`: the caller's ms_next_call_timeout_ms (0: the
      * service's timeout_ms). */
@@ -125,9 +140,10 @@ extern const msi_transport msi_client_transport;
  * names the client. */
 extern const msi_transport *msi_remote;
 
-/* The instance host (src/lib/host/host.c): serves the service named by MS_SERVE and exits the
- * process with the returned status; never returns to the user's main(). */
-int msi_host_main(const char *service);
+/* The instance host (src/lib/host/host.c): serves the service named by MS_SERVE, with ms_init's
+ * settings (kept: they outlive it), and exits the process with the returned status; never
+ * returns to the user's main(). */
+int msi_host_main(const char *service, const msi_settings *s);
 /* MS_DESCRIBE=1: prints the JSON description of every registered provider on stdout
  * (docs/protocol.md) and returns the exit status (src/lib/host/describe.c). */
 int msi_describe_main(void);
@@ -135,9 +151,5 @@ int msi_describe_main(void);
 extern ms__service *msi_serving;
 /* Set once ms_shutdown or SIGTERM has begun: ms_cancelled() turns true. */
 extern _Atomic int msi_shutting_down;
-
-/* Settings from the environment and --ms-* options (init.c); NULL when unset. */
-extern char *msi_orchestrators; /* MS_ORCHESTRATOR: "host:port[,host:port...]" */
-extern char *msi_token;         /* call token read from MS_TOKEN or MS_TOKEN_FILE */
 
 #endif /* MSI_H */

@@ -41,6 +41,7 @@
 #include "fuzz_common.h"
 
 #include "msd.h"
+#include "statedir.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -253,7 +254,7 @@ start_once(void)
     snprintf(state_dir, sizeof state_dir, "%s/msfz-XXXXXX", tmp);
     FZ_CHECK(mkdtemp(state_dir) != NULL, "mkdtemp %s: %s", state_dir, strerror(errno));
     fz_cleanup = remove_state;
-    snprintf(sock_path, sizeof sock_path, "%s/msd.sock", state_dir);
+    snprintf(sock_path, sizeof sock_path, "%s/" MSI_STATE_SOCK, state_dir);
     snprintf(M.cfg.listen, sizeof M.cfg.listen, "127.0.0.1:0");
     M.cfg.state_dir = state_dir;
     M.cfg.lb = MS_LB_CLIENT;

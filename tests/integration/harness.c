@@ -362,7 +362,7 @@ static int
 spawn_msd(h_msd *m)
 {
     char addrfile[300];
-    snprintf(addrfile, sizeof addrfile, "%s/addr", m->state);
+    snprintf(addrfile, sizeof addrfile, "%s/" MSI_STATE_ADDR, m->state);
     unlink(addrfile); /* a stale one from a killed msd would mislead the wait */
     char parent[32];
     snprintf(parent, sizeof parent, "%ld", (long)getpid());
@@ -537,7 +537,7 @@ h_http_unix(h_msd *m, const char *method, const char *path, const char *token, c
 {
     char url[4096], sock[400];
     snprintf(url, sizeof url, "http://localhost%s", path);
-    snprintf(sock, sizeof sock, "%s/msd.sock", m->state);
+    snprintf(sock, sizeof sock, "%s/" MSI_STATE_SOCK, m->state);
     return do_http(method, url, sock, token, body, len, NULL, r);
 }
 

@@ -18,6 +18,7 @@
 #include "sha256.h"
 #include "harness.h"
 #include "msi.h"
+#include "statedir.h"
 
 #include <ms/ms.h>
 
@@ -537,8 +538,8 @@ test_calls_msd_tokens_call(void **state)
      * wrong token. */
     char orch[96], admin_file[300], call_file[300], out[256];
     snprintf(orch, sizeof orch, "MS_ORCHESTRATOR=%s", M->addr);
-    snprintf(admin_file, sizeof admin_file, "MS_TOKEN_FILE=%s/token", M->state);
-    snprintf(call_file, sizeof call_file, "MS_TOKEN_FILE=%s/call-token", M->state);
+    snprintf(admin_file, sizeof admin_file, "MS_TOKEN_FILE=%s/" MSI_STATE_TOKEN, M->state);
+    snprintf(call_file, sizeof call_file, "MS_TOKEN_FILE=%s/" MSI_STATE_CALL_TOKEN, M->state);
     const char *as_admin[] = {orch, "MS_MODE=local", admin_file, NULL};
     assert_int_equal(run_client(as_admin, out, sizeof out), 0);
     assert_non_null(strstr(out, "ok "));

@@ -20,6 +20,7 @@
 #include "http.h"
 #include "httpc.h"
 #include "msi.h"
+#include "statedir.h"
 
 #include <jansson.h>
 #include <ms/ms.h>
@@ -182,7 +183,7 @@ setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/ms-test-host-XXXXXX");
     if (!mkdtemp(f->dir))
         return -1;
-    snprintf(f->call_tok, sizeof f->call_tok, "%s/call-token", f->dir);
+    snprintf(f->call_tok, sizeof f->call_tok, "%s/" MSI_STATE_CALL_TOKEN, f->dir);
     snprintf(f->inst_tok, sizeof f->inst_tok, "%s/inst-token", f->dir);
     write_file(f->call_tok, CALL_TOKEN "\n");
     write_file(f->inst_tok, INST_TOKEN "\n");

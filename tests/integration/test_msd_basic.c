@@ -10,6 +10,7 @@
  * other's state, as a user's session would.
  */
 #include "harness.h"
+#include "statedir.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -327,7 +328,7 @@ test_msd_instance_environment(void **state)
     assert_non_null(env);
     assert_true(len > 0);
     char want_tok[400];
-    snprintf(want_tok, sizeof want_tok, "%s/call-token", M->state);
+    snprintf(want_tok, sizeof want_tok, "%s/" MSI_STATE_CALL_TOKEN, M->state);
     const char *v;
     assert_non_null(v = environ_get(env, len, "MS_QUEUE_MAX"));
     assert_string_equal(v, "77");

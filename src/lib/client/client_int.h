@@ -13,13 +13,15 @@
  *   retry budget.
  * - orch.c: requests to msd with failover along the orchestrator list; set-up and stop,
  *   the private msd, the deployment registration.
- * Threading: the process-wide state (msi_client) is written by msi_client_start before any
- * call and only read afterwards; per-service state has its own mutex (instances.c);
- * randomness, the call buffer and the caller id are per thread (engine.c).
+ * Threading: the process-wide state (msi_client) is written by msi_client_configure and
+ * msi_client_start before any call and only read afterwards; per-service state has its own mutex
+ * (instances.c); randomness, the call buffer and the caller id are per thread (engine.c).
  *
  * Design notes
- * - Process-wide state (`msi_client`) is written by msi_client_start on the main thread
- *   before any call and only read afterwards, so it needs no lock.
+ * - Process-wide state (`msi_client`) is written by msi_client_configure and
+ *   msi_client_start on the main thread before any call and only read afterwards, so it
+ *   needs no lock. The settings come only through msi_client_configure (ms_init's copy):
+ *   the client reads no global of the core's init.c.
  */
 #ifndef MSI_CLIENT_INT_H
 #define MSI_CLIENT_INT_H
@@ -60,7 +62,10 @@ struct client {
     _Atomic int orch_cur;  /* the orchestrator that answered last */
     _Atomic int orch_seen; /* some orchestrator answered once: worth waiting for again */
     char *token;           /* call token; NULL: none */
-    char build[65];        /* SHA-256 of our executable; "" if unknown */
+    /* ms_init's settings (msi_client_configure's copies), which msi_client_start takes */
+    char *conf_orch;  /* MS_ORCHESTRATOR; NULL: none (local mode starts a private msd) */
+    char *conf_token; /* MS_TOKEN / MS_TOKEN_FILE; NULL: none (the state dir's files) */
+    char build[65];   /* SHA-256 of our executable; "" if unknown */
     char exe[PATH_MAX];
     char state[PATH_MAX]; /* msd's state dir (unix socket, token files) */
     /* private msd */
@@ -113,6 +118,8 @@ typedef struct tried {
 /* ---- shared functions ------------------------------------------------------------------ */
 
 /* The functions of msi_client_transport (msi.h), which the core reaches through it. */
+/* orch.c: takes a copy of ms_init's settings (msi_transport.configure). */
+ms_status msi_client_configure(const msi_settings *s);
 /* engine.c: a remote call (msi_transport.call). */
 ms_status msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms);
 /* orch.c: starts and stops the client side of local/docker modes (msi_transport.start,

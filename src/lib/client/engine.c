@@ -111,20 +111,56 @@ typedef enum retry_action {
                             (its duplicate-request cache answers), after a back-off */
 } retry_action;
 
-/* One logical call: what its attempts share. */
+/* The states of one call (msi_call_remote, diagram there); each is one function. */
+typedef enum call_state {
+    S_PICK,     /* the instance of the next attempt (pick) */
+    S_RETRY,    /* before a retry: the retry budget, the back-off (retry) */
+    S_SEND,     /* the deadline, then one attempt (send_attempt) */
+    S_REPLY,    /* what the attempt's answer says (reply) */
+    S_CLASSIFY, /* a failed attempt: what the call does next (classify, after_failure) */
+    S_DONE,     /* the call has its outcome, c->st (finish) */
+} call_state;
+
+/* One logical call: what its attempts share, and what one step hands to the next. */
 typedef struct call {
+    ms__service *svc;
     const msi_svc *rt;
     cstate *cs;
-    int64_t deadline; /* msi_now_ms */
+    void *result;
+    const msi_buf *body; /* the encoded arguments, made once (the thread's call buffer) */
+    int64_t t0;          /* msi_now_ms when the call began */
+    int64_t timeout_ms;  /* the caller's ms_next_call_timeout_ms (0: none) */
+    int64_t deadline;    /* msi_now_ms */
+    int64_t now;         /* msi_now_ms as of the last step that looked (or waited) */
     bool idem;
-    int attempts; /* attempts made so far */
-    int unsent;   /* of which reached no instance (no connection): those do not count
-                     against ATTEMPTS_MAX, only against the deadline and the retry budget */
-    int backoffs; /* retries with back-off so far */
-    int in_doubt; /* SAME: a sent attempt's outcome is unknown; only `same` may be tried */
+    int client_only; /* an MS_CLIENT stub: its options come from msd's answers */
+    int r_known;     /* ... and they came */
+    int attempts;    /* attempts made so far */
+    int unsent;      /* of which reached no instance (no connection): those do not count
+                        against ATTEMPTS_MAX, only against the deadline and the retry budget */
+    int backoffs;    /* retries with back-off so far */
+    int in_doubt;    /* SAME: a sent attempt's outcome is unknown; only `same` may be tried */
     inst same;
     int waited_msd; /* the last wait was for an unreachable orchestrator */
     tried t;
+    int picked;        /* the first attempt's instance was picked before the first step */
+    inst in;           /* the instance of the current attempt */
+    retry_action next; /* what the last failed attempt asked for (RETRY_OTHER_NOW at first) */
+    ms_status st;      /* the outcome so far */
+    int64_t adl;       /* the current attempt's own deadline */
+    long http;         /* its HTTP status; 0: no answer */
+    msi_httpc_resp rs; /* its answer */
+    msi_err err;       /* the transport's or the codec's detail */
+    char text[MSI_ERR_MAX / 2]; /* what a failed attempt says */
+    /* Headers shared by the attempts: one request id and its acknowledgement, one span of
+     * the caller's trace; Ms-Deadline-Ms is rewritten for each attempt. */
+    struct {
+        char rid[15 + 16 + 1 + 21];            /* Ms-Request-Id: <caller>-<seq> */
+        char ack[16 + 21];                     /* Ms-Acked-Below: <seq> */
+        char tp[16 + 32 + 1 + 16 + 1 + 2 + 1]; /* traceparent: 00-<trace>-<span>-<flags> */
+        char sig[14 + 17];                     /* Ms-Signature: <hash> */
+        char dl[16 + 21];                      /* Ms-Deadline-Ms: <ms> */
+    } h;
     /* failed instances, reported to msd once the call is over (never delaying a retry) */
     inst bad[ATTEMPTS_MAX];
     char bad_why[ATTEMPTS_MAX][160];
@@ -349,7 +385,7 @@ after_failure(call *c, const inst *in, ms_status *st, long http, const msi_httpc
 }
 
 /*
- * One call, DESIGN section 4:
+ * One call, DESIGN section 4. The rules:
  *
  *   PICK --nothing usable--> wait on msd (next_instance; not an attempt) --> PICK
  *   PICK --an instance--> SEND: attempt n <= ATTEMPTS_MAX, with the same request id each
@@ -370,9 +406,231 @@ after_failure(call *c, const inst *in, ms_status *st, long http, const msi_httpc
  * Each retry takes one from the service's retry budget; when it is spent the call ends with
  * its last failure. Back-off before the n-th retry that has one: random(0, min(10 ms * 2^n,
  * 1 s)), never past the deadline. (after_failure decides each arrow out of SEND and SAME.)
+ *
+ * The machine that keeps them: call_begin sets the call up (deadline, body, headers, and the
+ * first attempt's instance when the list has one); then one function per state, each
+ * returning the next, until S_DONE; finish reports the failed instances and returns.
+ *
+ *   call_begin ---------------------+
+ *                                   v
+ *       +--------------------> S_PICK (pick) --no instance (next_instance)--> S_DONE
+ *       |                           |
+ *       |          a retry          |   the first attempt
+ *       |        +------------------+-------+
+ *       |        v                          v
+ *       |   S_RETRY (retry)           S_SEND (send_attempt) --deadline passed--> S_DONE
+ *       |    |   |                     ^    |
+ *       |    |   +-- budget taken; ----+    | one attempt
+ *       |    |       back-off unless        v
+ *       |    |       RETRY_OTHER_NOW   S_REPLY (reply) --200: decoded--> S_DONE
+ *       |    +-- budget spent --> S_DONE    | failed: status and detail
+ *       |                                   v
+ *       +-- RETRY_OTHER_*, _SAME ---------- S_CLASSIFY (classify: after_failure)
+ *                                           | RETRY_NONE, or ATTEMPTS_MAX used up
+ *                                           v
+ *                                         S_DONE (finish)
  */
-ms_status
-msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
+
+/* The instance of the next attempt: the same one in SAME; for the first attempt the one
+ * call_begin picked (msi_cl_first_pick, which also counts the call in the retry budget) if
+ * any; else next_instance's, which may wait for msd. An MS_CLIENT stub learns its options
+ * from its first lookup. */
+static call_state
+pick(call *c)
+{
+    if (c->in_doubt) {
+        c->in = c->same;
+    } else if (c->picked) {
+        c->picked = 0; /* the first attempt's, picked with the budget's count */
+    } else {
+        int again = 0;
+        ms_status ist = next_instance(c, &c->in, &again);
+        if (ist != MS_OK) {
+            c->st = ist;
+            return S_DONE;
+        }
+        if (again && c->attempts > 0 && c->next == RETRY_OTHER_NOW)
+            c->next = RETRY_OTHER_BACKOFF; /* the same instance again: never at once */
+        c->now = msi_now_ms();             /* the lookup may have waited */
+        int r_idem = 0;
+        int64_t r_timeout = 0;
+        if (c->client_only && !c->r_known && msi_cl_remote_opts(c->cs, &r_idem, &r_timeout)) {
+            c->r_known = 1; /* the first lookup of an MS_CLIENT stub: msd says */
+            c->idem = r_idem;
+            if (c->timeout_ms <= 0 && r_timeout > 0 && r_timeout < MSI_DEADLINE_MAX_MS) {
+                int64_t d = c->t0 + r_timeout;
+                if (msi_cur_ctx && msi_cur_ctx->deadline_ms < d)
+                    d = msi_cur_ctx->deadline_ms;
+                c->deadline = d;
+            }
+        }
+    }
+    return c->attempts > 0 ? S_RETRY : S_SEND;
+}
+
+/* Before a retry: one from the retry budget, then the back-off unless the last failure asked
+ * for another instance at once. */
+static call_state
+retry(call *c)
+{
+    if (!msi_cl_budget_retry(c->cs)) {
+        char last[MSI_ERR_MAX];
+        say(last, sizeof last, "%s", c->why);
+        say(c->why, sizeof c->why, "%s (retry budget of %s spent: no more retries)", last,
+            c->rt->name);
+        if (c->in_doubt)
+            c->st = MS_EINDOUBT;
+        return S_DONE;
+    }
+    if (c->next != RETRY_OTHER_NOW) {
+        int64_t cap = BACKOFF_BASE_MS << (c->backoffs < 7 ? ++c->backoffs : 7);
+        if (cap > BACKOFF_MAX_MS)
+            cap = BACKOFF_MAX_MS;
+        msi_cl_sleep_within((int64_t)(rng_next() % (uint64_t)(cap + 1)), c->deadline);
+    }
+    c->now = msi_now_ms();
+    return S_SEND;
+}
+
+/* The deadline, then one attempt on c->in with its share of the time left. */
+static call_state
+send_attempt(call *c)
+{
+    if (c->now >= c->deadline) {
+        if (c->in_doubt) {
+            c->st = MS_EINDOUBT; /* c->why says why */
+        } else if (c->attempts == 0) {
+            c->st = MS_ETIMEDOUT;
+            say(c->why, sizeof c->why, "%s: deadline passed before the call was sent", c->rt->name);
+        } else {
+            char last[MSI_ERR_MAX];
+            say(last, sizeof last, "%s", c->why);
+            say(c->why, sizeof c->why, "%s: deadline passed after %d attempts; the last: %s",
+                c->rt->name, c->attempts, last);
+            c->st = MS_ETIMEDOUT;
+        }
+        return S_DONE;
+    }
+    int64_t left = c->deadline - c->now, share = left;
+    if (c->idem && c->attempts - c->unsent + 1 < ATTEMPTS_MAX && left > 1)
+        share = left / 2;
+    c->adl = c->now + share;
+    *msi_u64_text(c->h.dl + 16, (uint64_t)share) = '\0';
+    const char *hdrs[] = {c->h.rid, c->h.ack, c->h.dl, c->h.sig, c->h.tp, c->in.hdr, NULL};
+    msi_httpc_req rq = {0};
+    rq.url = c->in.url;
+    rq.bearer = msi_client.token;
+    rq.headers = hdrs;
+    rq.body = c->body->p;
+    rq.body_len = c->body->len;
+    rq.deadline_ms = c->adl;
+    rq.no_resend = !c->idem;
+    c->attempts++;
+    msi_cl_mark_tried(&c->t, &c->in);
+    c->st = msi_httpc_do(&rq, &c->rs, &c->err);
+    c->http = c->st == MS_OK ? c->rs.status : 0;
+    return S_REPLY;
+}
+
+/* What the answer says: a result (decoded), or a failure's status and detail. */
+static call_state
+reply(call *c)
+{
+    const char *name = c->rt->name;
+    const inst *in = &c->in;
+    if (c->http == 200) {
+        /* The text lane, else the tree ("bad result: ..." or "result: ..."). */
+        c->st = msi_codec_decode_result(c->svc, c->rs.body, c->rs.len, c->result, &c->err);
+        if (c->st != MS_OK)
+            say(c->why, sizeof c->why, "%s: instance %s.%lld at %s: %s", name, in->id, in->epoch,
+                in->addr, c->err.msg);
+        msi_cl_note_instance(c->cs, in, 0, 0);
+        return S_DONE;
+    }
+    if (c->http) {
+        c->st = msi_httpc_error_status(&c->rs, &c->app_code);
+        if (c->st == MS_OK)
+            c->st = MS_EPROTO;
+        msi_httpc_error_text(&c->rs, c->text, sizeof c->text);
+    } else {
+        say(c->text, sizeof c->text, "%s", c->err.msg);
+    }
+    if (c->st == MS_EAPP)
+        say(c->why, sizeof c->why, "%s: %s (instance %s.%lld)", name, c->text, in->id, in->epoch);
+    else
+        say(c->why, sizeof c->why, "%s: instance %s.%lld at %s: %s", name, in->id, in->epoch,
+            in->addr, c->text);
+    return S_CLASSIFY;
+}
+
+/* A failed attempt: after_failure says what comes next; the attempts are counted. */
+static call_state
+classify(call *c)
+{
+    c->next = after_failure(c, &c->in, &c->st, c->http, &c->rs, c->adl, c->text);
+    if (c->next == RETRY_NONE)
+        return S_DONE;
+    if (!c->http && !c->rs.sent)
+        c->unsent++; /* a dead entry of a stale list, like "no ready instance" */
+    if (c->attempts - c->unsent >= ATTEMPTS_MAX) {
+        char last[MSI_ERR_MAX];
+        say(last, sizeof last, "%s", c->why);
+        say(c->why, sizeof c->why, "%s (after %d attempts)", last, c->attempts);
+        if (c->in_doubt)
+            c->st = MS_EINDOUBT;
+        return S_DONE;
+    }
+    return S_PICK;
+}
+
+/* S_DONE: the failed instances go to msd, the outcome to the caller. */
+static ms_status
+finish(call *c)
+{
+    for (int i = 0; i < c->nbad; i++)
+        msi_cl_report_failure(c->rt, &c->bad[i], c->bad_why[i]);
+    if (c->st == MS_OK)
+        return MS_OK;
+    if (!c->why[0])
+        say(c->why, sizeof c->why, "%s: %s", c->rt->name, ms_strerror(c->st));
+    msi_set_error(c->st, "%s", c->why);
+    if (c->st == MS_EAPP)
+        msi_set_app_code(c->app_code);
+    return c->st;
+}
+
+/* The headers every attempt carries (built without printf: this is the hot path). */
+static void
+make_headers(call *c)
+{
+    const msi_trace *parent = msi_cur_ctx ? msi_cur_ctx->trace : NULL;
+    memcpy(c->h.rid, "Ms-Request-Id: ", 15);
+    memcpy(c->h.ack, "Ms-Acked-Below: ", 16);
+    memcpy(c->h.tp, "traceparent: 00-", 16);
+    memcpy(c->h.sig, "Ms-Signature: ", 14);
+    memcpy(c->h.dl, "Ms-Deadline-Ms: ", 16);
+    const char *caller;
+    uint64_t seq = next_seq(&caller);
+    memcpy(c->h.rid + 15, caller, 16);
+    c->h.rid[31] = '-';
+    *msi_u64_text(c->h.rid + 32, seq) = '\0';
+    *msi_u64_text(c->h.ack + 16, seq) = '\0';
+    if (parent)
+        memcpy(c->h.tp + 16, parent->id, 32);
+    else
+        rand_hex(c->h.tp + 16, 32);
+    c->h.tp[48] = '-';
+    rand_hex(c->h.tp + 49, 16);
+    c->h.tp[65] = '-';
+    memcpy(c->h.tp + 66, parent ? parent->flags : "00", 2);
+    c->h.tp[68] = '\0';
+    memcpy(c->h.sig + 14, c->rt->sig, 17);
+}
+
+/* Everything the attempts share: the deadline, the body, the headers, and the first
+ * attempt's instance when the list has one. MS_OK, or the call's status (error set). */
+static ms_status
+call_begin(call *c, ms__service *svc, void *args, void *result, int64_t timeout_ms)
 {
     msi_svc *rt = msi_svc_of(svc);
     if (!rt)
@@ -383,33 +641,38 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
                              "called, or ms_shutdown already called)",
                              rt->name);
     /* Not zeroed as a whole (it is a few KiB): every field is set here or before use. */
-    call c;
-    c.rt = rt;
-    c.cs = msi_cl_cstate_of(rt);
-    if (!c.cs)
+    c->svc = svc;
+    c->rt = rt;
+    c->result = result;
+    c->timeout_ms = timeout_ms;
+    c->cs = msi_cl_cstate_of(rt);
+    if (!c->cs)
         return msi_set_error(MS_ENOMEM, "%s: out of memory", rt->name);
-    c.idem = rt->opts.idempotent;
-    c.attempts = c.unsent = c.backoffs = c.in_doubt = c.waited_msd = c.nbad = c.app_code = 0;
-    c.t.n = 0;
-    c.why[0] = '\0';
+    c->idem = rt->opts.idempotent;
+    c->attempts = c->unsent = c->backoffs = c->in_doubt = c->waited_msd = c->nbad = 0;
+    c->app_code = 0;
+    c->t.n = 0;
+    c->why[0] = '\0';
     /* An MS_CLIENT stub takes the service's own options from msd's answers (docs/calls.md):
      * until one came, it is not idempotent and has the default timeout. */
-    int client_only = svc->invoke == NULL, r_idem = 0;
+    int r_idem = 0;
     int64_t r_timeout = 0;
-    int r_known = client_only && msi_cl_remote_opts(c.cs, &r_idem, &r_timeout);
-    if (r_known)
-        c.idem = r_idem;
-    int64_t opt_timeout = r_known && r_timeout > 0 ? r_timeout : rt->opts.timeout_ms;
+    c->client_only = svc->invoke == NULL;
+    c->r_known = c->client_only && msi_cl_remote_opts(c->cs, &r_idem, &r_timeout);
+    if (c->r_known)
+        c->idem = r_idem;
+    int64_t opt_timeout = c->r_known && r_timeout > 0 ? r_timeout : rt->opts.timeout_ms;
 
     /* The deadline: this call's timeout, within what is left of the enclosing call's. */
-    int64_t now = msi_now_ms(), t0 = now;
+    int64_t now = msi_now_ms();
+    c->t0 = c->now = now;
     int64_t budget = timeout_ms > 0 ? timeout_ms : opt_timeout > 0 ? opt_timeout : 10000;
     if (budget > MSI_DEADLINE_MAX_MS)
         budget = MSI_DEADLINE_MAX_MS;
-    c.deadline = now + budget;
-    if (msi_cur_ctx && msi_cur_ctx->deadline_ms < c.deadline)
-        c.deadline = msi_cur_ctx->deadline_ms;
-    if (c.deadline <= now)
+    c->deadline = now + budget;
+    if (msi_cur_ctx && msi_cur_ctx->deadline_ms < c->deadline)
+        c->deadline = msi_cur_ctx->deadline_ms;
+    if (c->deadline <= now)
         return msi_set_error(MS_ETIMEDOUT, "%s: the enclosing call's deadline has passed",
                              rt->name);
 
@@ -422,173 +685,34 @@ msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
                         : msi_errf(&err, MS_ENOMEM, "out of memory");
     if (st != MS_OK)
         return msi_set_error(st, "%s: %s", rt->name, err.msg);
+    c->body = body;
+    c->err.msg[0] = '\0';
 
-    /* Headers shared by the attempts: one request id and its acknowledgement, one span of the
-     * caller's trace (a new trace for an outermost call). Built without printf: this is the
-     * hot path. */
-    const msi_trace *parent = msi_cur_ctx ? msi_cur_ctx->trace : NULL;
-    char rid_h[15 + 16 + 1 + 21] = "Ms-Request-Id: ";
-    char ack_h[16 + 21] = "Ms-Acked-Below: ";
-    char tp_h[16 + 32 + 1 + 16 + 1 + 2 + 1] = "traceparent: 00-";
-    char sig_h[14 + 17] = "Ms-Signature: ";
-    char dl_h[16 + 21] = "Ms-Deadline-Ms: ";
-    const char *caller;
-    uint64_t seq = next_seq(&caller);
-    memcpy(rid_h + 15, caller, 16);
-    rid_h[31] = '-';
-    *msi_u64_text(rid_h + 32, seq) = '\0';
-    *msi_u64_text(ack_h + 16, seq) = '\0';
-    if (parent)
-        memcpy(tp_h + 16, parent->id, 32);
-    else
-        rand_hex(tp_h + 16, 32);
-    tp_h[48] = '-';
-    rand_hex(tp_h + 49, 16);
-    tp_h[65] = '-';
-    memcpy(tp_h + 66, parent ? parent->flags : "00", 2);
-    tp_h[68] = '\0';
-    memcpy(sig_h + 14, rt->sig, 17);
+    make_headers(c);
+    c->next = RETRY_OTHER_NOW;
+    c->picked = msi_cl_first_pick(c->cs, now, &c->in);
+    c->st = MS_EUNAVAILABLE;
+    return MS_OK;
+}
 
-    inst in;
-    retry_action next = RETRY_OTHER_NOW;
-    int picked = msi_cl_first_pick(c.cs, now, &in);
-    st = MS_EUNAVAILABLE;
-    for (;;) {
-        /* 1. The instance. */
-        if (c.in_doubt) {
-            in = c.same;
-        } else if (picked) {
-            picked = 0; /* the first attempt's, picked with the budget's count */
-        } else {
-            int again = 0;
-            ms_status ist = next_instance(&c, &in, &again);
-            if (ist != MS_OK) {
-                st = ist;
-                break;
-            }
-            if (again && c.attempts > 0 && next == RETRY_OTHER_NOW)
-                next = RETRY_OTHER_BACKOFF; /* the same instance again: never at once */
-            now = msi_now_ms();             /* the lookup may have waited */
-            if (client_only && !r_known && msi_cl_remote_opts(c.cs, &r_idem, &r_timeout)) {
-                r_known = 1; /* the first lookup of an MS_CLIENT stub: msd says */
-                c.idem = r_idem;
-                if (timeout_ms <= 0 && r_timeout > 0 && r_timeout < MSI_DEADLINE_MAX_MS) {
-                    int64_t d = t0 + r_timeout;
-                    if (msi_cur_ctx && msi_cur_ctx->deadline_ms < d)
-                        d = msi_cur_ctx->deadline_ms;
-                    c.deadline = d;
-                }
-            }
-        }
-
-        /* 2. A retry: the budget, then the back-off. */
-        if (c.attempts > 0) {
-            if (!msi_cl_budget_retry(c.cs)) {
-                char last[MSI_ERR_MAX];
-                say(last, sizeof last, "%s", c.why);
-                say(c.why, sizeof c.why, "%s (retry budget of %s spent: no more retries)", last,
-                    rt->name);
-                if (c.in_doubt)
-                    st = MS_EINDOUBT;
-                break;
-            }
-            if (next != RETRY_OTHER_NOW) {
-                int64_t cap = BACKOFF_BASE_MS << (c.backoffs < 7 ? ++c.backoffs : 7);
-                if (cap > BACKOFF_MAX_MS)
-                    cap = BACKOFF_MAX_MS;
-                msi_cl_sleep_within((int64_t)(rng_next() % (uint64_t)(cap + 1)), c.deadline);
-            }
-            now = msi_now_ms();
-        }
-        if (now >= c.deadline) {
-            if (c.in_doubt) {
-                st = MS_EINDOUBT; /* c.why says why */
-            } else if (c.attempts == 0) {
-                st = MS_ETIMEDOUT;
-                say(c.why, sizeof c.why, "%s: deadline passed before the call was sent", rt->name);
-            } else {
-                char last[MSI_ERR_MAX];
-                say(last, sizeof last, "%s", c.why);
-                say(c.why, sizeof c.why, "%s: deadline passed after %d attempts; the last: %s",
-                    rt->name, c.attempts, last);
-                st = MS_ETIMEDOUT;
-            }
-            break;
-        }
-
-        /* 3. The attempt. */
-        int64_t left = c.deadline - now, share = left;
-        if (c.idem && c.attempts - c.unsent + 1 < ATTEMPTS_MAX && left > 1)
-            share = left / 2;
-        int64_t adl = now + share;
-        *msi_u64_text(dl_h + 16, (uint64_t)share) = '\0';
-        const char *hdrs[] = {rid_h, ack_h, dl_h, sig_h, tp_h, in.hdr, NULL};
-        msi_httpc_req rq = {0};
-        rq.url = in.url;
-        rq.bearer = msi_client.token;
-        rq.headers = hdrs;
-        rq.body = body->p;
-        rq.body_len = body->len;
-        rq.deadline_ms = adl;
-        rq.no_resend = !c.idem;
-        msi_httpc_resp rs;
-        c.attempts++;
-        msi_cl_mark_tried(&c.t, &in);
-        st = msi_httpc_do(&rq, &rs, &err);
-        long http = st == MS_OK ? rs.status : 0;
-
-        if (http == 200) {
-            /* The text lane, else the tree ("bad result: ..." or "result: ..."). */
-            st = msi_codec_decode_result(svc, rs.body, rs.len, result, &err);
-            if (st != MS_OK)
-                say(c.why, sizeof c.why, "%s: instance %s.%lld at %s: %s", rt->name, in.id,
-                    in.epoch, in.addr, err.msg);
-            msi_cl_note_instance(c.cs, &in, 0, 0);
-            break;
-        }
-
-        /* 4. A failure: what it says, and what comes next. */
-        char text[MSI_ERR_MAX / 2];
-        if (http) {
-            st = msi_httpc_error_status(&rs, &c.app_code);
-            if (st == MS_OK)
-                st = MS_EPROTO;
-            msi_httpc_error_text(&rs, text, sizeof text);
-        } else {
-            say(text, sizeof text, "%s", err.msg);
-        }
-        if (st == MS_EAPP)
-            say(c.why, sizeof c.why, "%s: %s (instance %s.%lld)", rt->name, text, in.id, in.epoch);
-        else
-            say(c.why, sizeof c.why, "%s: instance %s.%lld at %s: %s", rt->name, in.id, in.epoch,
-                in.addr, text);
-        next = after_failure(&c, &in, &st, http, &rs, adl, text);
-        if (next == RETRY_NONE)
-            break;
-        if (!http && !rs.sent)
-            c.unsent++; /* a dead entry of a stale list, like "no ready instance" */
-        if (c.attempts - c.unsent >= ATTEMPTS_MAX) {
-            char last[MSI_ERR_MAX];
-            say(last, sizeof last, "%s", c.why);
-            say(c.why, sizeof c.why, "%s (after %d attempts)", last, c.attempts);
-            if (c.in_doubt)
-                st = MS_EINDOUBT;
-            break;
-        }
-    }
-    for (int i = 0; i < c.nbad; i++)
-        msi_cl_report_failure(rt, &c.bad[i], c.bad_why[i]);
-    if (st == MS_OK)
-        return MS_OK;
-    if (!c.why[0])
-        say(c.why, sizeof c.why, "%s: %s", rt->name, ms_strerror(st));
-    msi_set_error(st, "%s", c.why);
-    if (st == MS_EAPP)
-        msi_set_app_code(c.app_code);
-    return st;
+ms_status
+msi_call_remote(ms__service *svc, void *args, void *result, int64_t timeout_ms)
+{
+    static call_state (*const step[])(call *) = {
+        [S_PICK] = pick,   [S_RETRY] = retry,       [S_SEND] = send_attempt,
+        [S_REPLY] = reply, [S_CLASSIFY] = classify,
+    };
+    call c;
+    ms_status st = call_begin(&c, svc, args, result, timeout_ms);
+    if (st != MS_OK)
+        return st;
+    for (call_state s = S_PICK; s != S_DONE;)
+        s = step[s](&c);
+    return finish(&c);
 }
 
 const msi_transport msi_client_transport = {
+    .configure = msi_client_configure,
     .call = msi_call_remote,
     .start = msi_client_start,
     .stop = msi_client_stop,

@@ -173,7 +173,7 @@ locate(cstate *cs, const msi_svc *rt, int64_t deadline, int *unreachable, msi_er
         } else {
             *unreachable = 1;
             st = msi_errf(err, MS_EUNAVAILABLE, "%s: no orchestrator reachable (%s): %s", rt->name,
-                          msi_orchestrators    ? msi_orchestrators
+                          msi_client.conf_orch ? msi_client.conf_orch
                           : msi_client.orch[0] ? msi_client.orch[0]
                                                : "?",
                           e2.msg);

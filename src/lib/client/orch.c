@@ -313,6 +313,25 @@ register_deployment(void)
     json_decref(body);
 }
 
+/* Copies of the settings, kept until the next configure (calls racing with ms_shutdown may
+ * still read what start made of them). */
+ms_status
+msi_client_configure(const msi_settings *s)
+{
+    char *orch = s->orchestrators && *s->orchestrators ? strdup(s->orchestrators) : NULL;
+    char *token = s->token ? strdup(s->token) : NULL;
+    if ((s->orchestrators && *s->orchestrators && !orch) || (s->token && !token)) {
+        free(orch);
+        free(token);
+        return msi_set_error(MS_ENOMEM, "out of memory");
+    }
+    free(msi_client.conf_orch);
+    free(msi_client.conf_token);
+    msi_client.conf_orch = orch;
+    msi_client.conf_token = token;
+    return MS_OK;
+}
+
 ms_status
 msi_client_start(void)
 {
@@ -333,8 +352,8 @@ msi_client_start(void)
     msi_client.norch = 0;
     free(msi_client.token);
     msi_client.token = NULL;
-    if (msi_orchestrators && *msi_orchestrators) {
-        msi_client.orch_buf = strdup(msi_orchestrators);
+    if (msi_client.conf_orch) {
+        msi_client.orch_buf = strdup(msi_client.conf_orch);
         if (!msi_client.orch_buf)
             return msi_set_error(MS_ENOMEM, "out of memory");
         for (char *p = msi_client.orch_buf; p && *p && msi_client.norch < ORCH_MAX;) {
@@ -359,8 +378,8 @@ msi_client_start(void)
     }
 
     /* Token: MS_TOKEN, MS_TOKEN_FILE (read by ms_init), <state>/call-token, <state>/token. */
-    if (msi_token) {
-        msi_client.token = strdup(msi_token);
+    if (msi_client.conf_token) {
+        msi_client.token = strdup(msi_client.conf_token);
     } else if (msi_client.state[0]) {
         char path[PATH_MAX + 16];
         snprintf(path, sizeof path, "%s/" MSI_STATE_CALL_TOKEN, msi_client.state);

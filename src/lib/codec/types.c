@@ -12,7 +12,6 @@
 
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define INT_T(var, T, K, nm) const ms__type var = {K, sizeof(T), nm, 0, NULL};
@@ -46,60 +45,45 @@ const ms__type ms__t_bytes = {MS__K_BYTES, sizeof(ms_bytes), "bytes", 0, NULL};
 const ms__type ms__t_json = {MS__K_JSON, sizeof(json_t *), "json", 0, NULL};
 const ms__type ms__t_ref = {MS__K_REF, sizeof(ms_ref), "ref", 0, NULL};
 
-/* A growing text buffer; `ok` turns false on allocation failure. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
+/* The signature's text, in base's growable buffer; `ok` turns false when out of memory (and
+ * later puts do nothing). */
+typedef struct sigtext {
+    msi_buf b;
     int ok;
-} sbuf;
+} sigtext;
 
 static void
-put(sbuf *b, const char *s)
+put(sigtext *t, const char *s)
 {
-    size_t n = strlen(s);
-    if (!b->ok)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->ok = 0;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n + 1);
-    b->len += n;
+    if (t->ok && msi_buf_put(&t->b, s, strlen(s)) != 0)
+        t->ok = 0;
 }
 
 static void
-put_type(sbuf *b, const ms__type *t, int depth)
+put_type(sigtext *out, const ms__type *t, int depth)
 {
     if (depth > 32) { /* MS_STRUCT cannot recurse; this only guards corrupt descriptors */
-        put(b, "...");
+        put(out, "...");
         return;
     }
-    put(b, t->name);
+    put(out, t->name);
     if (t->kind != MS__K_STRUCT)
         return;
-    put(b, "{");
+    put(out, "{");
     for (unsigned i = 0; i < t->nfields; i++) {
         if (i)
-            put(b, ",");
-        put(b, t->fields[i].name);
-        put(b, ":");
-        put_type(b, t->fields[i].type, depth + 1);
+            put(out, ",");
+        put(out, t->fields[i].name);
+        put(out, ":");
+        put_type(out, t->fields[i].type, depth + 1);
     }
-    put(b, "}");
+    put(out, "}");
 }
 
 ms_status
 msi_signature(const ms__service *svc, char **text, char hex[17])
 {
-    sbuf b = {NULL, 0, 0, 1};
+    sigtext b = {{NULL, 0, 0}, 1};
     put(&b, svc->name);
     put(&b, "(");
     for (unsigned i = 0; i < svc->nparams; i++) {
@@ -115,15 +99,16 @@ msi_signature(const ms__service *svc, char **text, char hex[17])
     else
         put(&b, "void");
     if (!b.ok) {
-        free(b.p);
+        msi_buf_free(&b.b);
         return MS_ENOMEM;
     }
+    b.b.p[b.b.len] = '\0'; /* msi_buf_put keeps room for it */
     uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < b.len; i++) {
-        h ^= (unsigned char)b.p[i];
+    for (size_t i = 0; i < b.b.len; i++) {
+        h ^= (unsigned char)b.b.p[i];
         h *= 1099511628211ULL;
     }
     snprintf(hex, 17, "%016llx", (unsigned long long)h);
-    *text = b.p;
+    *text = b.b.p; /* the caller owns it (free) */
     return MS_OK;
 }

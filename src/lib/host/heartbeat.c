@@ -64,7 +64,7 @@ void *
 msi_host_hb_main(void *arg)
 {
     (void)arg;
-    char *list = strdup(msi_orchestrators);
+    char *list = strdup(msi_host.orchestrators);
     char *orch[8];
     int norch = 0;
     for (char *p = list; p && *p && norch < 8;) {

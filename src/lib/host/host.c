@@ -218,7 +218,7 @@ host_run(void)
 }
 
 int
-msi_host_main(const char *service)
+msi_host_main(const char *service, const msi_settings *settings)
 {
     char serve[MSI_NAME_MAX], id[64], epoch[32], tokfile[4096], callfile[4096], admin_sha[80],
         fds[16], lpid[16], listen_at[128], orphan[32], ignored[8];
@@ -251,8 +251,9 @@ msi_host_main(const char *service)
     msi_host.orphan_ms = msi_host_parse_ll(orphan, ORPHAN_DEFAULT_MS);
     if (msi_host.orphan_ms <= 0)
         msi_host.orphan_ms = ORPHAN_DEFAULT_MS;
-    msi_host.call_token = msi_token;
-    if (callfile[0] && !msi_token) {
+    msi_host.orchestrators = settings->orchestrators;
+    msi_host.call_token = settings->token;
+    if (callfile[0] && !msi_host.call_token) {
         msi_log(0, "cannot serve %s: call token file %s unreadable", serve, callfile);
         goto out;
     }
@@ -296,7 +297,7 @@ msi_host_main(const char *service)
     signal(SIGPIPE, SIG_IGN);
 
     /* Nested calls to other services. */
-    if (msi_orchestrators && msi_remote->start() != MS_OK)
+    if (msi_host.orchestrators && msi_remote->start() != MS_OK)
         msi_log(1, "client for nested calls not started: %s", ms_last_error());
 
     char hp[160];
@@ -313,7 +314,7 @@ msi_host_main(const char *service)
             msi_host.instance[0] ? msi_host.instance : "-", serve, msi_http_addr(msi_host.srv),
             msi_host.concurrency, msi_host.queue_max);
 
-    if (msi_orchestrators && msi_host.id[0]) {
+    if (msi_host.orchestrators && msi_host.id[0]) {
         if (pthread_create(&msi_host.hb, NULL, msi_host_hb_main, NULL) == 0)
             msi_host.hb_started = 1;
         else

@@ -53,10 +53,11 @@ typedef struct host {
     char service[MSI_NAME_MAX];
     char id[64]; /* MS_INSTANCE_ID, "" when not started by msd */
     long long epoch;
-    char instance[96];      /* "<id>.<epoch>", what Ms-Instance must name */
-    char *inst_token;       /* heartbeat token */
-    const char *call_token; /* msi_token: calls must carry it or the admin token */
-    char admin_sha256[65];  /* MS_ADMIN_TOKEN_SHA256: the admin token's hash ("": none) */
+    char instance[96];         /* "<id>.<epoch>", what Ms-Instance must name */
+    char *inst_token;          /* heartbeat token */
+    const char *orchestrators; /* ms_init's settings (msi_host_main); NULL: none */
+    const char *call_token;    /* the call token setting: calls carry it or the admin token */
+    char admin_sha256[65];     /* MS_ADMIN_TOKEN_SHA256: the admin token's hash ("": none) */
     int64_t orphan_ms;
     msi_http *srv;
 
