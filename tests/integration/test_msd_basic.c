@@ -500,6 +500,10 @@ test_msd_scale_and_drain(void **state)
     free(err);
     assert_int_equal(h_wait_gone(vpid, 10000), 0);
     assert_int_equal(h_wait_count(M, "whoami", "ready", 2, 10000), 0);
+    /* msd forgets the victim once it has collected its exit, which may come after the
+     * replacement is ready: polled, bounded. */
+    for (int64_t until = h_now_ms() + 10000; h_instance_pid(M, victim) != 0 && h_now_ms() < until;)
+        h_nap(50);
     assert_int_equal(h_instance_pid(M, victim), 0);
 
     /* services shows the instances. */
