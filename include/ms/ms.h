@@ -70,7 +70,8 @@ extern "C" {
     X(MS_EINVAL, 17, 400, "invalid use of the API")                                                \
     X(MS_EIO, 18, 500, "system error")                                                             \
     X(MS_EREUSED, 19, 422, "request id reused with a different body")                              \
-    X(MS_EWRONGINSTANCE, 20, 421, "request meant for another instance")
+    X(MS_EWRONGINSTANCE, 20, 421, "request meant for another instance")                            \
+    X(MS_ECONFLICT, 21, 412, "version conflict: the object changed (If-Match failed)")
 
 typedef enum ms_status {
 #define MS__STATUS_ENUM(name, num, http, text) name = num,
