@@ -452,6 +452,8 @@ def http_response():
     r("bad-status", "HTTP/1.1 099 x\r\n\r\n")
     r("too-long-16", "HTTP/1.1 200 OK\r\nX: y\r\n\r\n", maxh=0)
     r("too-long-64", "HTTP/1.1 200 OK\r\nX-Big: " + "a" * 80 + "\r\n\r\n", maxh=1)
+    r("etag-location", "HTTP/1.1 201 Created\r\nETag:  \"17\" \r\nLocation: /v1/objects/a/b/"
+      + "c" * 40 + "\r\netag: \"18\"\r\nContent-Length: 2\r\n\r\n{}")
 
 
 TARGETS = {
