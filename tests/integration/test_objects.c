@@ -398,7 +398,7 @@ test_objects_bad_input(void **state)
         EXPECT(&r, 400, "MS_EBADARGS");
     }
     /* Nested deeper than 64: 400. */
-    char deep[300] = "";
+    char deep[800] = ""; /* 70 x 5 + 1 + 70 + 1 */
     for (int i = 0; i < 70; i++)
         strcat(deep, "{\"a\":");
     strcat(deep, "1");
