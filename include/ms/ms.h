@@ -70,7 +70,8 @@ extern "C" {
     X(MS_EINVAL, 17, 400, "invalid use of the API")                                                \
     X(MS_EIO, 18, 500, "system error")                                                             \
     X(MS_EREUSED, 19, 422, "request id reused with a different body")                              \
-    X(MS_EWRONGINSTANCE, 20, 421, "request meant for another instance")
+    X(MS_EWRONGINSTANCE, 20, 421, "request meant for another instance")                            \
+    X(MS_ECONFLICT, 21, 412, "version conflict: the object changed (If-Match failed)")
 
 typedef enum ms_status {
 #define MS__STATUS_ENUM(name, num, http, text) name = num,
@@ -113,6 +114,28 @@ typedef struct ms_ref {
 } ms_ref;
 /* Frees r->uri and zeroes *r. Accepts NULL. */
 void ms_ref_free(ms_ref *r);
+
+/* ------------------------------------------------------------------------------------------
+ * Objects (docs/objects.md): JSON objects in msd's object store, named by an ms_ref
+ * "ms://objects/{ns}/{collection}/{id}" (names: 1 to 128 of [A-Za-z0-9_.-], not . or ..).
+ * They need msd: local or docker mode after ms_init (in the zero modes, or before ms_init:
+ * MS_EUNAVAILABLE). Each is one request to msd within min(10 s, the enclosing call's
+ * deadline), with the call token. A missing object is MS_ENOTFOUND; an if_match that is not
+ * the object's current ETag is MS_ECONFLICT (nothing written). An ETag is an opaque string
+ * that changes on every write. Values must be JSON objects (else MS_EBADARGS). Any thread.
+ * Ownership: value and if_match are borrowed; *out, *value and *etag are the caller's
+ * (ms_ref_free, json_decref, free) and are set only on MS_OK.
+ * ---------------------------------------------------------------------------------------- */
+
+/* Stores a new object in ns/collection; *out gets its reference. */
+ms_status ms_obj_create(ms_ref *out, const char *ns, const char *collection, const json_t *value);
+/* The object's value and, when etag is not NULL, its ETag. */
+ms_status ms_obj_get(const ms_ref *ref, json_t **value, char **etag);
+/* Replaces the object's value: only if its ETag is if_match (NULL: unconditionally, and an
+ * absent object is created). *etag (may be NULL) gets the new ETag. */
+ms_status ms_obj_put(const ms_ref *ref, const json_t *value, const char *if_match, char **etag);
+/* Deletes the object: only if its ETag is if_match (NULL: unconditionally). */
+ms_status ms_obj_delete(const ms_ref *ref, const char *if_match);
 
 /* ------------------------------------------------------------------------------------------
  * Service options: MS_OPTIONS(add, .idempotent = true, .max_instances = 4)

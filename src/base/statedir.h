@@ -13,5 +13,6 @@
 #define MSI_STATE_SOCK "msd.sock"         /* msd's unix socket (peer uid checked) */
 #define MSI_STATE_TOKEN "token"           /* the admin token (mode 0600) */
 #define MSI_STATE_CALL_TOKEN "call-token" /* the call token (mode 0600) */
+#define MSI_STATE_OBJECTS "objects.db"    /* the SQLite object store (docs/objects.md) */
 
 #endif /* MSI_STATEDIR_H */

@@ -20,6 +20,7 @@
  *   (http.h), so a waiting lookup holds up nobody else.
  */
 #include "http.h"
+#include "objects.h"
 #include "statedir.h"
 #include "store.h"
 
@@ -750,6 +751,21 @@ h_root(msi_http_req *r, void *arg)
     free(html);
 }
 
+/* The object store (objects_api.c). */
+static void
+h_objects(msi_http_req *r, void *arg)
+{
+    (void)arg;
+    msd_objects_http(the_msd, r);
+}
+
+static void
+h_txn(msi_http_req *r, void *arg)
+{
+    (void)arg;
+    msd_txn_http(the_msd, r);
+}
+
 static const msi_http_route routes[] = {
     {"GET", "/v1/health", h_health, NULL, 0, NULL},
     {NULL, "/v1/services", h_services_list, NULL, 0, early_call},
@@ -758,6 +774,8 @@ static const msi_http_route routes[] = {
     {NULL, "/v1/instances/", h_instance, NULL, 0, early_instances},
     {"GET", "/v1/events", h_events, NULL, 0, early_call},
     {"GET", "/metrics", h_metrics, NULL, 0, NULL},
+    {NULL, "/v1/objects/", h_objects, NULL, 0, early_call},
+    {NULL, "/v1/txn", h_txn, NULL, 0, early_call},
     /* The dashboard: "/" (a '/'-ending prefix route also catches every other path, for a
      * JSON 404) and "/index.html". */
     {NULL, "/index.html", h_root, NULL, 0, NULL},

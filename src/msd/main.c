@@ -19,6 +19,7 @@
 #include "runner.h"
 #include "sha256.h"
 #include "statedir.h"
+#include "objstore.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -449,6 +450,11 @@ main(int argc, char **argv)
         msd_log("error", "store: cannot load %s", dbpath);
         goto out;
     }
+    msd_fmt(dbpath, sizeof dbpath, "%s/" MSI_STATE_OBJECTS, m.cfg.state_dir);
+    if (msd_objstore_sqlite_open(dbpath, &m.objects, msg, sizeof msg) < 0) {
+        msd_log("error", "object store: %s", msg);
+        goto out;
+    }
     if (msd_runner_process_open(&m.runner) < 0) {
         msd_log("error", "cannot create the process runner");
         goto out;
@@ -497,6 +503,8 @@ out:
         m.runner->ops->close(m.runner);
     if (m.store)
         m.store->ops->close(m.store);
+    if (m.objects)
+        m.objects->ops->close(m.objects);
     free_model(&m);
     curl_global_cleanup();
     if (lock_fd >= 0)

@@ -216,6 +216,7 @@ typedef struct msd_config {
 typedef struct msd_store msd_store;
 typedef struct msd_runner msd_runner;
 typedef struct msd_reconciler msd_reconciler;
+typedef struct msd_objstore msd_objstore;
 
 typedef struct msd {
     msd_config cfg;
@@ -227,6 +228,7 @@ typedef struct msd {
     char admin_sha256[65]; /* SHA-256 of admin_token in hex: instances get this, never the token */
     uid_t uid;
     msd_store *store;
+    msd_objstore *objects; /* the object store (objstore.h, objects.h); its own lock */
     msd_runner *runner;
     msd_reconciler *rec;
     msd_deployment *deployments;

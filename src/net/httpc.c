@@ -955,6 +955,8 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
             resp->body = c->rbuf + h.head_len;
             resp->len = blen;
             resp->retry_after_s = h.retry_after_s;
+            resp->head = c->rbuf;
+            resp->head_len = h.head_len;
             return MS_OK;
         }
         close(fd);
@@ -1017,6 +1019,38 @@ msi_httpc_json(const msi_httpc_req *req, json_t *body, msi_httpc_resp *resp, jso
         *out = msi_json_parse(resp->body, resp->len, &perr);
     }
     return st;
+}
+
+int
+msi_httpc_header(const msi_httpc_resp *resp, const char *name, char *out, size_t outlen)
+{
+    if (!resp->head || !outlen)
+        return -1;
+    size_t nlen = strlen(name);
+    const char *p = resp->head, *end = resp->head + resp->head_len;
+    const char *nl = memchr(p, '\n', (size_t)(end - p)); /* past the status line */
+    while (nl && nl + 1 < end) {
+        p = nl + 1;
+        nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if ((size_t)(le - p) <= nlen || strncasecmp(p, name, nlen) != 0 || p[nlen] != ':')
+            continue;
+        const char *v = p + nlen + 1;
+        while (v < le && (*v == ' ' || *v == '\t'))
+            v++;
+        while (le > v && (le[-1] == '\r' || le[-1] == ' ' || le[-1] == '\t'))
+            le--;
+        size_t n = (size_t)(le - v);
+        if (n >= outlen)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+                return -1;
+        memcpy(out, v, n);
+        out[n] = '\0';
+        return 0;
+    }
+    return -1;
 }
 
 const char *

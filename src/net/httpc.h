@@ -57,6 +57,9 @@ typedef struct msi_httpc_resp {
     int sent;           /* some body byte left (always 0 without a body) */
     int resend_refused; /* a resend was due and was refused (no_resend) */
     int retry_after_s;  /* the Retry-After header in seconds; -1: none */
+    const char *head;   /* the status line and header fields, head_len bytes (not
+                           NUL-terminated); NULL when no response came. Valid as body. */
+    size_t head_len;
 } msi_httpc_resp;
 
 /*
@@ -97,6 +100,11 @@ unsigned long msi_fork_generation(void);
 /* Frees the calling thread's handle (its connections close). The next request makes a new
  * one. */
 void msi_httpc_thread_release(void);
+
+/* Copies the value of the response's first header field `name` (case-insensitive), without
+ * surrounding blanks, into out (NUL-terminated). 0; -1 when there is no such field, no
+ * response, or the value does not fit in outlen - 1 bytes or holds a control character. */
+int msi_httpc_header(const msi_httpc_resp *resp, const char *name, char *out, size_t outlen);
 
 /* The "message" of a JSON error body {"error":{"message":...}}, or a prefix of the raw body;
  * writes into buf and returns it. */

@@ -30,10 +30,13 @@
  *   that; reads of `step` bytes for inputs up to 256 bytes). The body never exceeds the input:
  *   a Content-Length body is exactly the bytes after the head, a chunked body is at most
  *   the raw bytes it was decoded from, and a body up to the close is the rest of the input.
+ * - msi_httpc_header (httpc.c) over a DONE head: 0 or -1; a value it gives is terminated
+ *   within the buffer, holds no control character, and its field name is in the head.
  */
 #include "fuzz_common.h"
 
 #include "http.h"
+#include "httpc.h"
 
 #include <string.h>
 #include <strings.h>
@@ -222,6 +225,24 @@ check_head(const char *buf, size_t len, size_t maxh)
         return;
     size_t hl = h.head_len;
     FZ_CHECK(hl >= 12 && hl <= len && hl <= maxh, "head_len %zu (len %zu, max %zu)", hl, len, maxh);
+    /* msi_httpc_header over the head, as httpc.c hands it out (ETag, Location: objects). */
+    static const char *const fields[] = {"ETag", "Location", "Content-Length"};
+    msi_httpc_resp hr = {0};
+    hr.head = buf;
+    hr.head_len = hl;
+    for (size_t f = 0; f < sizeof fields / sizeof *fields; f++) {
+        char out[24];
+        memset(out, 'x', sizeof out);
+        int hrc = msi_httpc_header(&hr, fields[f], out, sizeof out);
+        FZ_CHECK(hrc == 0 || hrc == -1, "msi_httpc_header rc %d", hrc);
+        if (hrc == 0) {
+            size_t n = strnlen(out, sizeof out);
+            FZ_CHECK(n < sizeof out, "header value not terminated");
+            for (size_t i = 0; i < n; i++)
+                FZ_CHECK((unsigned char)out[i] >= 0x20 && out[i] != 0x7f, "control in value");
+            FZ_CHECK(has_nocase(buf, hl, fields[f]), "%s found where it is not", fields[f]);
+        }
+    }
     FZ_CHECK(buf[hl - 1] == '\n', "the head ends in LF");
     FZ_CHECK(h.minor == buf[7] - '0' && (h.minor == 0 || h.minor == 1), "minor %d", h.minor);
     FZ_CHECK(h.status >= 100 && h.status <= 999 &&

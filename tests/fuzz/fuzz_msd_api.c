@@ -23,6 +23,9 @@
  *   two builds of "add", one of "slow", instances in every state. msd.stopping is set, so
  *   that a lookup with no ready instance answers 503 at once instead of waiting for an
  *   instance nobody will start.
+ * - The object store (docs/objects.md) is a real SQLite one in the state directory, reached
+ *   through raw requests (kind 4). Objects are not reset between inputs (an input may find
+ *   what an earlier one wrote); the properties below hold whatever the store holds.
  *
  * Input: byte 0 picks the kind, byte 1 a name or method, the rest is the body or text:
  *   0 POST /v1/deployments            body
@@ -41,6 +44,7 @@
 #include "fuzz_common.h"
 
 #include "msd.h"
+#include "objstore.h"
 #include "statedir.h"
 
 #include <errno.h>
@@ -232,6 +236,9 @@ stop_all(void)
     ka_fd = -1;
     msd_api_stop(api);
     api = NULL;
+    if (M.objects)
+        M.objects->ops->close(M.objects);
+    M.objects = NULL;
     pthread_mutex_lock(&M.mu);
     free_model();
     pthread_mutex_unlock(&M.mu);
@@ -276,6 +283,10 @@ start_once(void)
     pthread_mutex_lock(&M.mu);
     reset_model();
     pthread_mutex_unlock(&M.mu);
+    char objpath[160], msg[256];
+    snprintf(objpath, sizeof objpath, "%s/objects.db", state_dir);
+    FZ_CHECK(msd_objstore_sqlite_open(objpath, &M.objects, msg, sizeof msg) == 0,
+             "cannot open the object store: %s", msg);
     FZ_CHECK(msd_api_start(&M, &api) == 0 && api, "cannot start msd's API in %s", state_dir);
     atexit(stop_all);
 }

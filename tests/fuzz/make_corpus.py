@@ -330,6 +330,30 @@ def msd_api():
     k(6, 0, "long-name", "/v1/services/" + "x" * 200)
     k(6, 0, "percent", "/v1/services/%ff%00")
     k(6, 4, "head-root", "/")
+    # The object store (docs/objects.md), as raw requests.
+    def obj(what, method, path, body="", extra=""):
+        raw("obj-" + what, "%s %s HTTP/1.1\r\nAuthorization: Bearer %s\r\n%sContent-Length: %d\r\n"
+            "\r\n%s" % (method, path, CALL, extra, len(b(body)), body))
+    obj("create", "POST", "/v1/objects/ns/c", '{"a":1,"b":{"c":[1,2]}}')
+    obj("put", "PUT", "/v1/objects/ns/c/x", '{"a":1}')
+    obj("put-if-match", "PUT", "/v1/objects/ns/c/x", '{"a":2}', 'If-Match: "1", W/"2"\r\n')
+    obj("put-if-match-star", "PUT", "/v1/objects/ns/c/x", '{"a":3}', "If-Match: *\r\n")
+    obj("put-if-match-junk", "PUT", "/v1/objects/ns/c/x", '{}', 'If-Match: "1\r\n')
+    obj("patch", "PATCH", "/v1/objects/ns/c/x", '{"a":null,"d":{"e":1}}')
+    obj("get", "GET", "/v1/objects/ns/c/x")
+    obj("list", "GET", "/v1/objects/ns/c?after=a&limit=2")
+    obj("list-bad", "GET", "/v1/objects/ns/c?after=..&limit=99999")
+    obj("delete", "DELETE", "/v1/objects/ns/c/x", "", 'If-Match: "7"\r\n')
+    obj("array", "POST", "/v1/objects/ns/c", "[1]")
+    obj("bad-name", "GET", "/v1/objects/n%20s/c/x")
+    obj("too-deep", "GET", "/v1/objects/a/b/c/d")
+    obj("txn", "POST", "/v1/txn",
+        '{"ops":[{"op":"check","ref":"ms://objects/ns/c/x","if_match":"\\"1\\""},'
+        '{"op":"create","ref":"ms://objects/ns/c","value":{}},'
+        '{"op":"patch","ref":"ms://objects/ns/c/x","value":{"n":1}},'
+        '{"op":"delete","ref":"ms://objects/ns/c/y","if_match":"*"}]}',
+        "Ms-Request-Id: fz-1\r\nMs-Acked-Below: 1\r\n")
+    obj("txn-bad", "POST", "/v1/txn", '{"ops":[{"op":"put","ref":"ms://objects/ns/c"}]}')
 
 
 def http_parse():
@@ -428,6 +452,8 @@ def http_response():
     r("bad-status", "HTTP/1.1 099 x\r\n\r\n")
     r("too-long-16", "HTTP/1.1 200 OK\r\nX: y\r\n\r\n", maxh=0)
     r("too-long-64", "HTTP/1.1 200 OK\r\nX-Big: " + "a" * 80 + "\r\n\r\n", maxh=1)
+    r("etag-location", "HTTP/1.1 201 Created\r\nETag:  \"17\" \r\nLocation: /v1/objects/a/b/"
+      + "c" * 40 + "\r\netag: \"18\"\r\nContent-Length: 2\r\n\r\n{}")
 
 
 TARGETS = {

@@ -1794,6 +1794,36 @@ test_http_server_stop_under_load(void **state)
     }
 }
 
+/* msi_httpc_header: fields of an answer's head by name, trimmed, bounded. */
+static void
+test_httpc_header_fields(void **state)
+{
+    (void)state;
+    static const char head[] = "HTTP/1.1 201 Created\r\n"
+                               "Content-Type: application/json\r\n"
+                               "etag:   \"17\"  \r\n"
+                               "Location: /v1/objects/a/b/c\r\n"
+                               "X-Ctl: a\tb\r\n"
+                               "Location: /second\r\n"
+                               "\r\n";
+    msi_httpc_resp r = {0};
+    char out[64];
+    assert_int_equal(msi_httpc_header(&r, "ETag", out, sizeof out), -1); /* no answer */
+    r.head = head;
+    r.head_len = strlen(head);
+    assert_int_equal(msi_httpc_header(&r, "ETag", out, sizeof out), 0);
+    assert_string_equal(out, "\"17\"");
+    assert_int_equal(msi_httpc_header(&r, "location", out, sizeof out), 0);
+    assert_string_equal(out, "/v1/objects/a/b/c"); /* the first of two */
+    assert_int_equal(msi_httpc_header(&r, "Locatio", out, sizeof out), -1);
+    assert_int_equal(msi_httpc_header(&r, "HTTP/1.1 201 Created", out, sizeof out), -1);
+    assert_int_equal(msi_httpc_header(&r, "X-Ctl", out, sizeof out), -1); /* a control char */
+    assert_int_equal(msi_httpc_header(&r, "ETag", out, 4), -1);           /* does not fit */
+    assert_int_equal(msi_httpc_header(&r, "ETag", out, 5), 0);
+    r.head_len = strlen("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n");
+    assert_int_equal(msi_httpc_header(&r, "ETag", out, sizeof out), -1); /* past head_len */
+}
+
 int
 main(void)
 {
@@ -1830,6 +1860,7 @@ main(void)
         cmocka_unit_test(test_http_server_stop_open),
         cmocka_unit_test(test_http_server_stop_in_handler),
         cmocka_unit_test(test_http_server_stop_under_load),
+        cmocka_unit_test(test_httpc_header_fields),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
