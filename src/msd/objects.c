@@ -13,6 +13,7 @@
  *          │
  *       begin ─▶ get_record(rid) ── same body ──▶ rollback, the recorded answer (replayed)
  *          │                     └ other body ──▶ rollback, 422 MS_EREUSED
+ *          │    get_acked(caller) ── seq below it ──▶ rollback, 422 MS_EREUSED (stale)
  *          ▼
  *       apply_op × n ── a condition fails ──▶ rollback; begin, put_record(rid, 412|404), commit
  *          │        └── the backend fails ──▶ rollback, 500, nothing recorded
@@ -706,6 +707,10 @@ msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const cha
             return msi_errf(err, MS_EBADARGS,
                             "bad Ms-Acked-Below (1 to 19 digits, with a <caller>-<seq> id)");
         acked = strtoull(acked_below, NULL, 10);
+        if (acked > seq) /* a request cannot acknowledge itself, as at instances */
+            return msi_errf(err, MS_EBADARGS,
+                            "Ms-Acked-Below %s is above the request's own sequence number",
+                            acked_below);
     }
     txn *t = calloc(1, sizeof *t);
     if (!t)
@@ -746,6 +751,20 @@ msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const cha
             st = io_err(err, rc, msg);
             goto out;
         }
+        uint64_t caller_acked = 0; /* below it: the caller had its answer, and moved on */
+        if (caller[0] && (rc = s->ops->get_acked(tx, caller, &caller_acked, msg, sizeof msg)) < 0) {
+            s->ops->rollback(tx);
+            st = io_err(err, rc, msg);
+            goto out;
+        }
+        if (seq < caller_acked) {
+            s->ops->rollback(tx);
+            st = msi_errf(err, MS_EREUSED,
+                          "request id %s is below its caller's Ms-Acked-Below: the caller had "
+                          "finished with it; not run",
+                          rid);
+            goto out;
+        }
     }
     int i = 0;
     msi_err oerr = {{0}};
@@ -784,8 +803,8 @@ msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const cha
         rec.answer = *answer;
         rc = s->ops->put_record(tx, rid, caller, seq, &rec, msd_wall_ms(), msg, sizeof msg);
         if (rc == 0)
-            rc = s->ops->trim_records(tx, caller, acked, msd_wall_ms() - MSD_OBJ_RECORD_KEEP_MS,
-                                      msg, sizeof msg);
+            rc = s->ops->trim_records(tx, caller, acked, msd_wall_ms(),
+                                      msd_wall_ms() - MSD_OBJ_RECORD_KEEP_MS, msg, sizeof msg);
         if (rc < 0) {
             s->ops->rollback(tx);
             st = io_err(err, rc, msg);

@@ -617,15 +617,23 @@ test_objects_txn_all_or_nothing_and_replay(void **state)
         "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t4/log\",\"value\":{}}]}", rid2);
     EXPECT(&r, 422, "MS_EREUSED");
 
-    /* Ms-Acked-Below drops the caller's records below it: then the id is new again. */
+    /* Ms-Acked-Below drops the caller's records below it, and the store remembers it: a
+     * request below it is stale (the caller had its answer), refused and not run. */
     const char *const rid3[] = {"Ms-Request-Id: objtest-3", "Ms-Acked-Below: 3", NULL};
     req(&r, "POST", "/v1/txn", NULL,
         "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t4/log\",\"value\":{}}]}", rid3);
     EXPECT(&r, 200, NULL);
-    req(&r, "POST", "/v1/txn", NULL,
-        "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t4/log\",\"value\":{}}]}", rid2);
+    req(&r, "POST", "/v1/txn", NULL, body, rid2);
+    EXPECT(&r, 422, "MS_EREUSED");
+    assert_non_null(strstr(r.body, "below its caller's Ms-Acked-Below"));
+    req(&r, "GET", "/v1/objects/t4/log", NULL, NULL, NULL);
     EXPECT(&r, 200, NULL);
-    assert_false(r.replayed);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 2);
+    /* A request cannot acknowledge itself. */
+    const char *const rid4[] = {"Ms-Request-Id: objtest-4", "Ms-Acked-Below: 5", NULL};
+    req(&r, "POST", "/v1/txn", NULL,
+        "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t4/log\",\"value\":{}}]}", rid4);
+    EXPECT(&r, 400, "MS_EBADARGS");
 
     /* Bad bodies and headers: 400, nothing applied. */
     const char *bad[] = {
