@@ -196,7 +196,10 @@ typedef struct msd_event {
     X(scale_down_window_ms, "scale-down-window-ms", MSD_SAMPLE_MS,                                 \
       (MSD_SAMPLE_MS * MSD_DEMAND_SAMPLES), 10000, "demand window of scale-down decisions")        \
     X(scale_stabilise_ms, "scale-stabilise-ms", 0, 24 * 3600 * 1000, 30000,                        \
-      "no scale-down this long after any change of a service's instance count")
+      "no scale-down this long after any change of a service's instance count")                    \
+    X(objects_records_max, "objects-records-max", 1, INT32_MAX, 1000000,                           \
+      "request-id records the object store keeps at most; a transaction with a new id is "         \
+      "refused (503) while full")
 
 typedef struct msd_config {
     char listen[MSD_ADDR_MAX]; /* "127.0.0.1:4999" */

@@ -14,6 +14,8 @@
  *       begin ─▶ get_record(rid) ── same body ──▶ rollback, the recorded answer (replayed)
  *          │                     └ other body ──▶ rollback, 422 MS_EREUSED
  *          │    get_acked(caller) ── seq below it ──▶ rollback, 422 MS_EREUSED (stale)
+ *          │    count_records ── full, even after the request's own acknowledgement and
+ *          │                     without those over an hour old ──▶ rollback, 503 MS_EOVERLOADED
  *          ▼
  *       apply_op × n ── a condition fails ──▶ rollback; begin, put_record(rid, 412|404), commit
  *          │        └── the backend fails ──▶ rollback, 500, nothing recorded
@@ -685,9 +687,35 @@ record_refusal(msd_objstore *s, const char *rid, const char *caller, uint64_t se
         msd_log("warn", "objects: cannot record the refusal of transaction %s: %s", rid, msg);
 }
 
+/* Whether a new record fits under records_max; if not, after applying the request's own
+ * acknowledgement (so that a caller that acknowledges always makes room for its next call,
+ * as at instances) and dropping the records over an hour old. 0, -ENOSPC (err filled), or
+ * the backend's error (msg filled). */
+static int
+room_for_record(msd_objstore *s, msd_objtx *tx, long long records_max, const char *caller,
+                uint64_t acked, char *msg, msi_err *err)
+{
+    long long n = 0;
+    int rc = s->ops->count_records(tx, &n, msg, MSG);
+    if (rc == 0 && n >= records_max) {
+        int64_t now = msd_wall_ms();
+        rc = s->ops->trim_records(tx, caller, acked, now, now - MSD_OBJ_RECORD_KEEP_MS, msg, MSG);
+        if (rc == 0)
+            rc = s->ops->count_records(tx, &n, msg, MSG);
+    }
+    if (rc == 0 && n >= records_max) {
+        msi_errf(err, MS_EOVERLOADED,
+                 "object store: request-id records full (%lld max, --objects-records-max): "
+                 "too many transactions of callers that do not send Ms-Acked-Below; not run",
+                 records_max);
+        return -ENOSPC;
+    }
+    return rc;
+}
+
 ms_status
-msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const char *body, size_t len,
-            int *http, char **answer, int *replayed, msi_err *err)
+msd_obj_txn(msd_objstore *s, long long records_max, const char *rid, const char *acked_below,
+            const char *body, size_t len, int *http, char **answer, int *replayed, msi_err *err)
 {
     *answer = NULL;
     *replayed = 0;
@@ -763,6 +791,11 @@ msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const cha
                           "request id %s is below its caller's Ms-Acked-Below: the caller had "
                           "finished with it; not run",
                           rid);
+            goto out;
+        }
+        if ((rc = room_for_record(s, tx, records_max, caller, acked, msg, err)) < 0) {
+            s->ops->rollback(tx);
+            st = rc == -ENOSPC ? MS_EOVERLOADED : io_err(err, rc, msg);
             goto out;
         }
     }
