@@ -199,7 +199,7 @@ typedef struct msd_event {
       "no scale-down this long after any change of a service's instance count")                    \
     X(objects_records_max, "objects-records-max", 1, INT32_MAX, 1000000,                           \
       "request-id records the object store keeps at most; a transaction with a new id is "         \
-      "refused (503) while full")
+      "refused (429) while full")
 
 typedef struct msd_config {
     char listen[MSD_ADDR_MAX]; /* "127.0.0.1:4999" */
