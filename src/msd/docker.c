@@ -70,7 +70,12 @@ msd_docker_request(const char *sock, const char *method, const char *path, const
     msi_err err = {{0}};
     ms_status st = msi_httpc_do(&rq, &rs, &err);
     if (st != MS_OK) {
-        msd_fmt(msg, msglen, "docker %s %s: %s", method, path, err.msg);
+        /* err.msg begins with the URL, which says no more than the path */
+        const char *why = err.msg;
+        size_t ul = strlen(url);
+        if (strncmp(why, url, ul) == 0 && why[ul] == ':')
+            why += ul + 1 + (why[ul + 1] == ' ');
+        msd_fmt(msg, msglen, "docker %s %.200s: %s", method, path, why);
         return st == MS_ETIMEDOUT ? -ETIMEDOUT : st == MS_ENOMEM ? -EFBIG : -ECONNREFUSED;
     }
     *status = rs.status;
