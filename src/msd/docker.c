@@ -10,8 +10,9 @@
  *   (ustar's prefix + name). Symbolic links are followed: a library ldd names through a
  *   link is stored under that name with the content of its target.
  * - ldd runs with posix_spawnp (safe in a threaded program), stdin /dev/null, its output
- *   bounded (64 KiB) and its run bounded (LDD_TIMEOUT_MS). A "not found" library is an
- *   error naming it; a static executable needs no library.
+ *   bounded (64 KiB) and its run bounded (LDD_TIMEOUT_MS), with PATH, LC_ALL=C and msd's
+ *   LD_LIBRARY_PATH (a process instance inherits it, so the same libraries are found). A
+ *   "not found" library is an error naming it; a static executable needs no library.
  */
 #include "docker.h"
 
@@ -235,8 +236,14 @@ run_ldd(const char *exe, char *out, size_t outsize, char *msg, size_t msglen)
     posix_spawnattr_setsigdefault(&at, &all);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char *argv[] = {(char *)(uintptr_t)MSD_DOCKER_LDD, (char *)(uintptr_t)exe, NULL};
+    /* msd's LD_LIBRARY_PATH (which a process instance inherits), so that ldd finds the
+     * libraries the program loads as a process. */
+    char ldp[4200] = "";
+    const char *l = getenv("LD_LIBRARY_PATH");
+    if (l && *l)
+        msd_fmt(ldp, sizeof ldp, "LD_LIBRARY_PATH=%s", l);
     char *envp[] = {(char *)(uintptr_t) "PATH=/usr/local/bin:/usr/bin:/bin",
-                    (char *)(uintptr_t) "LC_ALL=C", NULL};
+                    (char *)(uintptr_t) "LC_ALL=C", ldp[0] ? ldp : NULL, NULL};
     pid_t pid;
     int e = posix_spawnp(&pid, MSD_DOCKER_LDD, &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
