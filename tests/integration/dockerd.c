@@ -98,6 +98,8 @@ h_dockerd_start(h_dockerd *d, char *why, size_t whylen)
     snprintf(execr, sizeof execr, "%s/exec", d->dir);
     snprintf(pidf, sizeof pidf, "%s/docker.pid", d->dir);
     snprintf(host, sizeof host, "unix://%s", d->sock);
+    char cgparent[80];
+    snprintf(cgparent, sizeof cgparent, "/%s", strrchr(d->dir, '/') + 1);
     FILE *f = fopen(cfg, "w");
     if (!f) {
         snprintf(why, whylen, "%s: %s", cfg, strerror(errno));
@@ -126,6 +128,8 @@ h_dockerd_start(h_dockerd *d, char *why, size_t whylen)
                           "--ip-forward=false",
                           "--exec-opt",
                           "native.cgroupdriver=cgroupfs",
+                          "--cgroup-parent",
+                          cgparent,
                           NULL};
     pid_t me = getpid();
     pid_t pid = fork();
@@ -201,6 +205,30 @@ remove_all(h_dockerd *d, const char *list_path, const char *del_fmt)
     h_resp_free(&r);
 }
 
+/* The containers' parent cgroup (--cgroup-parent /<dir's name>) in every hierarchy: empty
+ * once the daemon is gone (rmdir fails harmlessly otherwise). */
+static void
+remove_cgroups(const h_dockerd *d)
+{
+    FILE *f = fopen("/proc/self/mounts", "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) {
+        char *mp = strchr(line, ' ');
+        if (!mp)
+            continue;
+        mp++;
+        char *end = strchr(mp, ' ');
+        if (!end || (strncmp(end + 1, "cgroup ", 7) != 0 && strncmp(end + 1, "cgroup2 ", 8) != 0))
+            continue;
+        *end = '\0';
+        char p[4300];
+        snprintf(p, sizeof p, "%s/%s", mp, strrchr(d->dir, '/') + 1);
+        rmdir(p);
+    }
+    if (f)
+        fclose(f);
+}
+
 static int
 rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -238,27 +266,36 @@ unmount_under(const char *dir)
 }
 
 void
+h_dockerd_kill(h_dockerd *d)
+{
+    if (d->pid <= 0)
+        return;
+    kill(d->pid, SIGTERM);
+    int64_t end = h_now_ms() + STOP_TIMEOUT_MS;
+    int st, gone = 0;
+    while (!gone && h_now_ms() < end) {
+        gone = waitpid(d->pid, &st, WNOHANG) == d->pid;
+        if (!gone)
+            h_nap(20);
+    }
+    if (!gone) {
+        fprintf(stderr, "dockerd: %ld did not stop on SIGTERM: SIGKILL\n", (long)d->pid);
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, &st, 0);
+    }
+    d->pid = 0;
+}
+
+void
 h_dockerd_stop(h_dockerd *d)
 {
     if (d->pid > 0) {
         remove_all(d, "/v1.41/containers/json?all=1", "/v1.41/containers/%s?force=1&v=1");
         remove_all(d, "/v1.41/images/json?all=1", "/v1.41/images/%s?force=1");
-        kill(d->pid, SIGTERM);
-        int64_t end = h_now_ms() + STOP_TIMEOUT_MS;
-        int st, gone = 0;
-        while (!gone && h_now_ms() < end) {
-            gone = waitpid(d->pid, &st, WNOHANG) == d->pid;
-            if (!gone)
-                h_nap(20);
-        }
-        if (!gone) {
-            fprintf(stderr, "dockerd: %ld did not stop on SIGTERM: SIGKILL\n", (long)d->pid);
-            kill(d->pid, SIGKILL);
-            waitpid(d->pid, &st, 0);
-        }
-        d->pid = 0;
+        h_dockerd_kill(d);
     }
     if (d->dir[0]) {
+        remove_cgroups(d);
         unmount_under(d->dir);
         if (getenv("MS_TEST_KEEP"))
             fprintf(stderr, "dockerd: kept %s\n", d->dir);
