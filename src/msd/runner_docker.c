@@ -37,7 +37,7 @@
  *   MSD_DOCKER_LOG_LINES lines, copied before the removal); meanwhile it is in the
  *   daemon's log of the container (json-file, at most 10 MB).
  * - The image is made on the first spawn of a build, on the loop's thread, which holds
- *   msd.mu meanwhile (about a second for a small program); every request is bounded.
+ *   msd.mu meanwhile (about 100 ms for a small program here); every request is bounded.
  */
 #include "runner.h"
 
