@@ -101,7 +101,8 @@ watch(void *arg)
         int res = msd_docker_json(c->sock, "POST", path, NULL, 0, &status, &j, msg, sizeof msg);
         if (res == 0 && status == 200) {
             json_t *sc = json_object_get(j, "StatusCode");
-            c->code = json_is_integer(sc) ? (int)json_integer_value(sc) : -1;
+            json_int_t v = json_is_integer(sc) ? json_integer_value(sc) : -1;
+            c->code = v >= 0 && v <= 255 ? (int)v : -1; /* an exit status, or unknown */
             json_decref(j);
             break;
         }
