@@ -10,8 +10,9 @@
  * DIR holds, per row ID: ID.lat_pinned.json, ID.lat_unpinned.json, ID.tput.json (one JSON
  * line each, or {"error": ...}), or ID.skipped (the reason, one line). The other files:
  * zero.json, zero_checked.json, first_call.json (one line per trial), lookups.lat.json,
- * lookups.tput.json, spawn_ready.json, spawn_ready_many.json, msd_cpu.json, and
- * local.skipped when local mode is not available.
+ * lookups.tput.json, spawn_ready.json, spawn_ready_many.json, msd_cpu.json, dedupe.json,
+ * obj_{get,put}.{lat,tput}.json and obj_bare_{get,put}.{lat,tput}.json (the object store
+ * through ms and on SQLite directly), and local.skipped when local mode is not available.
  *
  * Prints the markdown on stdout. Exits 1 if any measurement that ran reported an error
  * (skipped rows are not errors), so that a smoke run in CI fails when a row rots.
