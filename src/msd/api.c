@@ -91,9 +91,8 @@ is_hex_n(const char *s, size_t n)
     return 1;
 }
 
-/* Parses the body as a JSON object; replies 400 and returns NULL otherwise. */
-static json_t *
-body_object(msi_http_req *r)
+json_t *
+msd_body_object(msi_http_req *r)
 {
     size_t len;
     const char *body = msi_http_body(r, &len);
@@ -364,7 +363,7 @@ locate(msd *m, msi_http_req *r, const char *name)
 static void
 failures(msd *m, msi_http_req *r, const char *name)
 {
-    json_t *b = body_object(r);
+    json_t *b = msd_body_object(r);
     if (!b)
         return;
     const char *id = json_string_value(json_object_get(b, "instance"));
@@ -411,7 +410,7 @@ failures(msd *m, msi_http_req *r, const char *name)
 static void
 scale(msd *m, msi_http_req *r, const char *name)
 {
-    json_t *b = body_object(r);
+    json_t *b = msd_body_object(r);
     if (!b)
         return;
     /* {"instances":N}: N now, pinned (the autoscaler leaves it alone);
@@ -544,7 +543,7 @@ h_deployments(msi_http_req *r, void *arg)
         msi_http_reply_error_ex(r, 405, MS_EINVAL, NULL, "use GET or POST");
         return;
     }
-    json_t *b = body_object(r);
+    json_t *b = msd_body_object(r);
     if (!b)
         return;
     const char *path = json_string_value(json_object_get(b, "path"));
@@ -586,7 +585,7 @@ h_deployments(msi_http_req *r, void *arg)
 static void
 heartbeat(msd *m, msi_http_req *r, const char *id)
 {
-    json_t *b = body_object(r);
+    json_t *b = msd_body_object(r);
     if (!b)
         return;
     long long epoch = 0, pid = 0, inflight = 0, queued = 0, calls = 0;

@@ -264,6 +264,8 @@ int msd_valid_name(const char *s);
 int msd_valid_id(const char *s);
 /* 32 random bytes from getrandom(), as 64 hex digits. 0 or -errno. */
 int msd_random_hex(char out[MSD_TOKEN_HEX + 1]);
+/* nhex (even, at most 128) random hex digits and a NUL into out. 0 or -errno. */
+int msd_random_hex_n(char *out, size_t nhex);
 /* snprintf into buf; -1 if it did not fit. */
 int msd_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* malloc'd formatted string or NULL. */
@@ -386,6 +388,10 @@ typedef struct msd_api msd_api;
 /* Starts the TCP listener (cfg.listen) and the unix socket; writes <state>/addr. */
 int msd_api_start(msd *m, msd_api **out);
 void msd_api_stop(msd_api *a);
+struct msi_http_req;
+/* The request's body as a JSON object (a new reference); NULL after replying 400 (no body,
+ * bad JSON, not an object). Also for objects_api.c. */
+json_t *msd_body_object(struct msi_http_req *r);
 /* The services list of GET /v1/services. Holds mu. */
 json_t *msd_services_json(msd *m, const char *only_name);
 /* Prometheus text (malloc'd). Holds mu. */

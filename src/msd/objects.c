@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define MSG 256 /* backend messages */
 
@@ -52,29 +51,6 @@ void
 msd_obj_etag(int64_t version, char out[MSD_OBJ_ETAG_MAX])
 {
     snprintf(out, MSD_OBJ_ETAG_MAX, "\"%lld\"", (long long)version);
-}
-
-static int
-new_id(char id[MSD_OBJ_ID_LEN + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char raw[MSD_OBJ_ID_LEN / 2];
-    size_t got = 0;
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        got += (size_t)n;
-    }
-    for (size_t i = 0; i < sizeof raw; i++) {
-        id[2 * i] = digits[raw[i] >> 4];
-        id[2 * i + 1] = digits[raw[i] & 15];
-    }
-    id[MSD_OBJ_ID_LEN] = '\0';
-    return 0;
 }
 
 /* A condition: none, "*" (exists), or a list of versions. */
@@ -243,8 +219,9 @@ apply_op(msd_objstore *s, msd_objtx *tx, obj_op *op, op_result *res, int want_va
 
     if (op->kind == OP_CREATE) {
         for (int tries = 0;; tries++) { /* 128 random bits: a clash is not expected, ever */
-            if (new_id(op->id) < 0)
-                return msi_errf(err, MS_EIO, "getrandom: %s", strerror(errno));
+            int e = msd_random_hex_n(op->id, MSD_OBJ_ID_LEN);
+            if (e < 0)
+                return msi_errf(err, MS_EIO, "getrandom: %s", strerror(-e));
             op->key.id = op->id;
             rc = o->read(tx, &op->key, NULL, &version, msg, sizeof msg);
             if (rc == -ENOENT)

@@ -72,30 +72,6 @@ split_path(msi_http_req *r, obj_path *p)
     return 0;
 }
 
-/* The body as a JSON object; NULL after replying 400. */
-static json_t *
-object_body(msi_http_req *r)
-{
-    size_t len;
-    const char *body = msi_http_body(r, &len);
-    if (!body || len == 0) {
-        msi_http_reply_error(r, MS_EBADARGS, "a JSON object body is required");
-        return NULL;
-    }
-    msi_err err = {{0}};
-    json_t *j = msi_json_parse(body, len, &err);
-    if (!j) {
-        msi_http_reply_error(r, MS_EBADARGS, "bad JSON: %s", err.msg);
-        return NULL;
-    }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        msi_http_reply_error(r, MS_EBADARGS, "the body must be a JSON object");
-        return NULL;
-    }
-    return j;
-}
-
 static void
 reply_status(msi_http_req *r, ms_status st, const msi_err *err)
 {
@@ -161,7 +137,7 @@ h_collection(msd *m, msi_http_req *r, const obj_path *p)
         not_allowed(r, "GET, POST");
         return;
     }
-    json_t *v = object_body(r);
+    json_t *v = msd_body_object(r);
     if (!v)
         return;
     char id[MSD_OBJ_ID_LEN + 1];
@@ -197,7 +173,7 @@ h_object(msd *m, msi_http_req *r, const obj_path *p)
             reply_status(r, st, &err);
         free(text);
     } else if (strcmp(method, "PUT") == 0) {
-        json_t *v = object_body(r);
+        json_t *v = msd_body_object(r);
         if (!v)
             return;
         int created = 0;
@@ -208,7 +184,7 @@ h_object(msd *m, msi_http_req *r, const obj_path *p)
             reply_status(r, st, &err);
         json_decref(v);
     } else if (strcmp(method, "PATCH") == 0) {
-        json_t *v = object_body(r);
+        json_t *v = msd_body_object(r);
         if (!v)
             return;
         json_t *res = NULL;

@@ -88,13 +88,15 @@ msd_valid_id(const char *s)
 }
 
 int
-msd_random_hex(char out[MSD_TOKEN_HEX + 1])
+msd_random_hex_n(char *out, size_t nhex)
 {
     static const char digits[] = "0123456789abcdef";
-    unsigned char raw[MSD_TOKEN_HEX / 2];
-    size_t got = 0;
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+    unsigned char raw[64];
+    size_t nraw = nhex / 2, got = 0;
+    if (nhex % 2 || nraw > sizeof raw)
+        return -EINVAL;
+    while (got < nraw) {
+        ssize_t n = getrandom(raw + got, nraw - got, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -102,12 +104,18 @@ msd_random_hex(char out[MSD_TOKEN_HEX + 1])
         }
         got += (size_t)n;
     }
-    for (size_t i = 0; i < sizeof raw; i++) {
+    for (size_t i = 0; i < nraw; i++) {
         out[2 * i] = digits[raw[i] >> 4];
         out[2 * i + 1] = digits[raw[i] & 15];
     }
-    out[MSD_TOKEN_HEX] = '\0';
+    out[nhex] = '\0';
     return 0;
+}
+
+int
+msd_random_hex(char out[MSD_TOKEN_HEX + 1])
+{
+    return msd_random_hex_n(out, MSD_TOKEN_HEX);
 }
 
 int
