@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,16 +228,6 @@ remove_cgroups(const h_dockerd *d)
         fclose(f);
 }
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* Detaches every mount under dir (the daemon's network namespace file, overlays), deepest
  * first. */
 static void
@@ -300,7 +289,7 @@ h_dockerd_stop(h_dockerd *d)
         if (getenv("MS_TEST_KEEP"))
             fprintf(stderr, "dockerd: kept %s\n", d->dir);
         else
-            nftw(d->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+            h_rm_tree(d->dir, 1);
         d->dir[0] = '\0';
     }
     if (the_daemon == d)

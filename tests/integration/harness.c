@@ -13,6 +13,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,12 @@ rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
     return 0;
 }
 
+void
+h_rm_tree(const char *dir, int same_fs)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | (same_fs ? FTW_MOUNT : 0));
+}
+
 static void dump_log(h_msd *m);
 static void register_cleanup(void);
 
@@ -201,7 +208,7 @@ cleanup(void)
         }
         kill_instances(m->state);
         if (!getenv("MS_TEST_KEEP"))
-            nftw(m->state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            h_rm_tree(m->state, 0);
         else
             fprintf(stderr, "harness: kept %s\n", m->state);
         free(m);
@@ -326,6 +333,21 @@ h_run(const char *const *argv, const char *const *env, char **out, char **err, i
     if (killed || !WIFEXITED(st))
         return -1;
     return WEXITSTATUS(st);
+}
+
+int
+h_msctl_list(h_msd *m, char **out, char **err, ...)
+{
+    const char *args[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, err);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && n < 31)
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    return h_msctl(m, out, err, 60000, args);
 }
 
 int

@@ -81,6 +81,10 @@ const char *h_err_code(const h_resp *r);
  * captures stdout and stderr (malloc'd, may be NULL'd by passing NULL). Returns the exit
  * status, -1 if it could not run or was killed after timeout_ms. */
 int h_msctl(h_msd *m, char **out, char **err, int timeout_ms, const char *const *args);
+/* The same with the arguments listed (NULL-terminated, at most 31) and a 60 s bound. */
+int h_msctl_list(h_msd *m, char **out, char **err, ...);
+/* Removes dir and everything below it; same_fs: without crossing into other mounts. */
+void h_rm_tree(const char *dir, int same_fs);
 /* Runs any program; same conventions. env: extra "NAME=value" (NULL-terminated) or NULL. */
 int h_run(const char *const *argv, const char *const *env, char **out, char **err, int timeout_ms);
 

@@ -50,21 +50,7 @@ setup(void **state)
     return M ? 0 : -1;
 }
 
-/* Runs msctl with printf-style space-free args given as a NULL-terminated list. */
-static int
-msctl(char **out, char **err, ...)
-{
-    const char *args[32];
-    int n = 0;
-    va_list ap;
-    va_start(ap, err);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) && n < 31)
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    return h_msctl(M, out, err, 30000, args);
-}
+#define msctl(out, err, ...) h_msctl_list(M, out, err, __VA_ARGS__)
 
 static void
 test_msd_deploy_and_status(void **state)

@@ -13,7 +13,6 @@
 #include "dockerd.h"
 #include "harness.h"
 
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,30 +31,7 @@ static h_msd *M;
 static char build[65];
 static char first_ctr[80]; /* the container of the first instance */
 
-static int
-msctl(char **out, char **err, ...)
-{
-    const char *args[32];
-    int n = 0;
-    va_list ap;
-    va_start(ap, err);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) && n < 31)
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    return h_msctl(M, out, err, 60000, args);
-}
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
+#define msctl(out, err, ...) h_msctl_list(M, out, err, __VA_ARGS__)
 
 /* ---- without a daemon ---- */
 
@@ -97,7 +73,7 @@ test_docker_no_daemon_is_a_clear_error(void **state)
     assert_non_null(strstr(err, "expected process or docker"));
     free(out);
     free(err);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    h_rm_tree(dir, 0);
 }
 
 /* ---- with the private daemon ---- */
@@ -369,7 +345,7 @@ test_docker_image_cannot_be_made(void **state)
 
     int st = h_msd_signal(m, SIGTERM, 30000);
     assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    h_rm_tree(dir, 0);
 }
 
 /* The daemon goes away under a running instance: the instance is seen dead, the starts that
