@@ -15,9 +15,11 @@ if [ "${1:-}" = --list ]; then
 fi
 
 # build-essential: make, gcc, g++, libc6-dev. clang and libclang-rt-dev (its sanitizer and
-# libFuzzer runtimes): the fuzz_run test. Libraries are found with pkg-config.
+# libFuzzer runtimes): the fuzz_run test. Libraries are found with pkg-config. libpq-dev:
+# msd's PostgreSQL object store; postgresql: the server test_objects_pg starts (PostgreSQL 15).
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libjansson-dev
-      libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev)
+      libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev libpq-dev
+      postgresql)
 if [ "${1:-}" = bench ]; then
     pkgs+=(libtirpc-dev rpcsvc-proto libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
            protobuf-compiler)

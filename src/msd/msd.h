@@ -202,8 +202,9 @@ typedef struct msd_config {
     char listen[MSD_ADDR_MAX]; /* "127.0.0.1:4999" */
     int allow_remote;
     char *state_dir;
-    pid_t parent_pid; /* 0: none */
-    ms_lb lb;         /* msd-wide default: MS_LB_CLIENT */
+    char *objects_url; /* --objects: PostgreSQL; NULL: SQLite in the state directory */
+    pid_t parent_pid;  /* 0: none */
+    ms_lb lb;          /* msd-wide default: MS_LB_CLIENT */
 #define MSD_CONFIG_FIELD(field, opt, min, max, def, help) int field;
     MSD_TUNING_OPTIONS(MSD_CONFIG_FIELD) /* the options above */
 #undef MSD_CONFIG_FIELD

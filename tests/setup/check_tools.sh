@@ -29,6 +29,7 @@ pkg-config                     pkg-config            tests/imports/out_of_tree.s
 pc:jansson                     libjansson-dev        CMakeLists.txt                  jansson
 pc:libcurl                     libcurl4-openssl-dev  CMakeLists.txt                  libcurl
 pc:sqlite3                     libsqlite3-dev        CMakeLists.txt                  sqlite3
+pc:libpq                       libpq-dev             CMakeLists.txt                  libpq
 pc:libmicrohttpd               libmicrohttpd-dev     CMakeLists.txt                  libmicrohttpd
 pc:cmocka                      libcmocka-dev         tests/CMakeLists.txt            cmocka
 clang                          clang                 tests/fuzz/run.sh               clang
