@@ -36,10 +36,16 @@
  *   at once rather than each waiting for a connect timeout. A COMMIT whose connection broke
  *   has an unknown outcome: -EIO saying so (a transaction with a request id can be retried
  *   safely: its record says whether it was applied).
- * - Every statement is PQexecParams with parameters (the schema's DDL, constant text, is
- *   the only PQexec); every result is bounded: one row by primary key, or a listing capped
- *   both by count and by PG_LIST_BYTES of values per result (a longer page is fetched in
- *   several results).
+ * - Bounded waits: connecting (connect_timeout), a statement's answer and a free connection of
+ *   the pool (PG_QUERY_MS, under the 10 s ms_obj_* give a request, so a client sees 503, not
+ *   its own timeout). A server that stops answering without closing the connection (frozen,
+ *   or a network that drops packets) thus fails the request with -ENOTCONN like one that
+ *   went away; the connection is dropped. Statements are sent with PQsendQueryParams on a
+ *   non-blocking connection and their answers awaited with poll().
+ * - Every statement has its values as parameters (PQsendQueryParams; the schema's DDL,
+ *   constant text, is the only script); every result is bounded: one row by primary key, or
+ *   a listing capped both by count and by PG_LIST_BYTES of values per result (a longer page
+ *   is fetched in several results).
  *
  * Threading: any thread; the pool is under a mutex; a transaction (with its connection)
  * belongs to the thread that began it.
@@ -49,6 +55,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +67,7 @@
 enum {
     PG_POOL = 4,                    /* connections at most */
     PG_RETRY_MS = 1000,             /* after a failed connect, none again for this long */
+    PG_QUERY_MS = 8000,             /* a statement's answer, a free connection: at most this */
     PG_LIST_BYTES = 4 * 1024 * 1024 /* values per listing result, beyond one value */
 };
 
@@ -144,6 +152,7 @@ struct msd_objtx {
     pg_objstore *s;
     pg_conn *slot;
     int broken; /* the connection failed: dropped when the transaction ends */
+    int late;   /* ... by not answering in time (begin does not try another then) */
 };
 
 static int64_t
@@ -204,13 +213,93 @@ fail(msd_objtx *tx, const char *what, const PGresult *r, char *msg, size_t msgle
     return down ? -ENOTCONN : -EIO;
 }
 
+/* Waits (poll) until the connection's socket is ready for what; 0, or -1 after the deadline
+ * or when the socket fails. */
+static int
+wait_socket(PGconn *c, short what, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p = {.fd = PQsocket(c), .events = what};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static int
+ok_status(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* PQexecParams (n >= 0; PQexec's simple protocol for a constant script when n < 0) with a
+ * bound: the answer must come within PG_QUERY_MS, else NULL with *late set (the connection
+ * is then unusable: its caller drops it). NULL without *late: the connection failed. Of
+ * several results (a script), the first failed one, else the last. */
+static PGresult *
+run_bounded(PGconn *c, const char *sql, int n, const char *const *params, const int *lens,
+            int *late)
+{
+    *late = 0;
+    int64_t deadline = mono_ms() + PG_QUERY_MS;
+    int sent =
+        n >= 0 ? PQsendQueryParams(c, sql, n, NULL, params, lens, NULL, 0) : PQsendQuery(c, sql);
+    if (!sent)
+        return NULL;
+    int f;
+    while ((f = PQflush(c)) == 1) /* non-blocking: the rest of a large statement */
+        if (wait_socket(c, POLLOUT | POLLIN, deadline) < 0 || !PQconsumeInput(c)) {
+            *late = mono_ms() >= deadline;
+            return NULL;
+        }
+    if (f < 0)
+        return NULL;
+    PGresult *keep = NULL;
+    for (;;) {
+        while (PQisBusy(c)) {
+            if (wait_socket(c, POLLIN, deadline) < 0) {
+                *late = mono_ms() >= deadline;
+                PQclear(keep);
+                return NULL;
+            }
+            if (!PQconsumeInput(c)) {
+                PQclear(keep);
+                return NULL;
+            }
+        }
+        PGresult *r = PQgetResult(c);
+        if (!r)
+            return keep;
+        if (!keep || (ok_status(keep) && !ok_status(r))) {
+            PQclear(keep);
+            keep = r;
+        } else {
+            PQclear(r);
+        }
+    }
+}
+
 /* Runs statement i with n text parameters; *out gets the result when it succeeded (the
  * caller clears it), else the failure is returned (msg filled). */
 static int
 exec(msd_objtx *tx, int i, int n, const char *const *params, const int *lens, PGresult **out,
      char *msg, size_t msglen)
 {
-    PGresult *r = PQexecParams(tx->slot->c, stmt_sql[i], n, NULL, params, lens, NULL, 0);
+    int late;
+    PGresult *r = run_bounded(tx->slot->c, stmt_sql[i], n, params, lens, &late);
+    if (late) {
+        tx->broken = tx->late = 1;
+        if (msg && msglen)
+            snprintf(msg, msglen, "PostgreSQL unreachable: %s: no answer within %d ms", stmt_sql[i],
+                     PG_QUERY_MS);
+        return -ENOTCONN;
+    }
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         int res = fail(tx, stmt_sql[i], r, msg, msglen);
@@ -238,7 +327,7 @@ connect_db(pg_objstore *s, char *msg, size_t msglen)
         PG_CONNECT_TIMEOUT_S, PG_TCP_USER_TIMEOUT_MS, "msd", "UTF8", s->url, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     char e[300];
-    if (!c || PQstatus(c) != CONNECTION_OK) {
+    if (!c || PQstatus(c) != CONNECTION_OK || PQsetnonblocking(c, 1) != 0) {
         pg_errtext(c, NULL, e, sizeof e);
         snprintf(msg, msglen, "PostgreSQL unreachable: %s", e);
         PQfinish(c);
@@ -248,9 +337,13 @@ connect_db(pg_objstore *s, char *msg, size_t msglen)
     int schema_ok = s->schema_ok;
     pthread_mutex_unlock(&s->mu);
     if (!schema_ok) {
-        PGresult *r = PQexec(c, schema);
+        int late;
+        PGresult *r = run_bounded(c, schema, -1, NULL, NULL, &late);
         if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
-            pg_errtext(c, r, e, sizeof e);
+            if (late)
+                snprintf(e, sizeof e, "no answer within %d ms", PG_QUERY_MS);
+            else
+                pg_errtext(c, r, e, sizeof e);
             snprintf(msg, msglen, "PostgreSQL: creating the tables: %s", e);
             PQclear(r);
             PQfinish(c);
@@ -272,6 +365,9 @@ static int
 take(pg_objstore *s, pg_conn **out, int *fresh, char *msg, size_t msglen)
 {
     *fresh = 0;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += PG_QUERY_MS / 1000;
     pthread_mutex_lock(&s->mu);
     pg_conn *slot = NULL;
     for (;;) {
@@ -280,7 +376,12 @@ take(pg_objstore *s, pg_conn **out, int *fresh, char *msg, size_t msglen)
                 slot = &s->pool[i];
         if (slot)
             break;
-        pthread_cond_wait(&s->freed, &s->mu);
+        if (pthread_cond_timedwait(&s->freed, &s->mu, &until) == ETIMEDOUT) {
+            pthread_mutex_unlock(&s->mu);
+            snprintf(msg, msglen, "PostgreSQL: all %d connections busy for %d ms", PG_POOL,
+                     PG_QUERY_MS);
+            return -ENOTCONN;
+        }
     }
     slot->busy = 1;
     if (slot->c) {
@@ -343,8 +444,9 @@ pg_begin(msd_objstore *base, int write, msd_objtx **out, char *msg, size_t msgle
     if (!tx)
         return -ENOMEM;
     tx->s = s;
-    /* A pooled connection found dead (the server restarted since it was used) is dropped and
-     * the next one tried, up to a fresh connection: nothing had happened on it yet. */
+    /* A pooled connection found closed (the server restarted since it was used) is dropped
+     * and the next one tried, up to a fresh connection: nothing had happened on it yet. One
+     * that did not answer in time is not retried: the request has waited long enough. */
     for (int attempt = 0;; attempt++) {
         int fresh = 0;
         int res = take(s, &tx->slot, &fresh, msg, msglen);
@@ -360,10 +462,13 @@ pg_begin(msd_objstore *base, int write, msd_objtx **out, char *msg, size_t msgle
             *out = tx;
             return 0;
         }
-        if (!tx->broken) /* the server answered: end what BEGIN started */
-            PQclear(PQexecParams(tx->slot->c, stmt_sql[Q_ROLLBACK], 0, NULL, NULL, NULL, NULL, 0));
+        if (!tx->broken) { /* the server answered: end what BEGIN started */
+            char ignored[8];
+            if (exec(tx, Q_ROLLBACK, 0, NULL, NULL, NULL, ignored, sizeof ignored) < 0)
+                tx->broken = 1;
+        }
         give_back(s, tx->slot, tx->broken);
-        if (!tx->broken || fresh || attempt >= PG_POOL) {
+        if (!tx->broken || tx->late || fresh || attempt >= PG_POOL) {
             free(tx);
             return res;
         }
@@ -623,7 +728,11 @@ msd_objstore_pg_open(const char *url, msd_objstore **out, char *msg, size_t msgl
     }
     s->base.ops = &pg_ops;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->freed, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->freed, &ca);
+    pthread_condattr_destroy(&ca);
     /* One connection now, to say at start whether the server answers; msd starts either
      * way (objects answer 503 until it does). */
     pg_conn *slot = NULL;

@@ -3,6 +3,7 @@
  */
 #include "pg_server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -269,6 +270,7 @@ h_pg_stop(h_pg *pg)
 {
     if (!pg || pg->pid <= 0)
         return 0;
+    h_pg_freeze(pg, 0); /* if frozen */
     kill(pg->pid, SIGINT);
     int st = wait_exit(pg->pid, 20000);
     if (st < 0) {
@@ -278,6 +280,49 @@ h_pg_stop(h_pg *pg)
     }
     pg->pid = 0;
     return st < 0 ? -1 : 0;
+}
+
+/* Sends sig to every child of pid (the postmaster's backends and helpers: each is a session
+ * of its own, so no process group holds them all). */
+static void
+signal_children(pid_t pid, int sig)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], buf[512];
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
+        char state;
+        long ppid;
+        if (p && sscanf(p + 1, " %c %ld", &state, &ppid) == 2 && ppid == (long)pid)
+            kill((pid_t)strtol(e->d_name, NULL, 10), sig);
+    }
+    if (d)
+        closedir(d);
+}
+
+int
+h_pg_freeze(h_pg *pg, int frozen)
+{
+    if (!pg || pg->pid <= 0)
+        return -1;
+    if (frozen) { /* the postmaster first: it starts no new backend meanwhile */
+        if (kill(pg->pid, SIGSTOP) < 0)
+            return -1;
+        signal_children(pg->pid, SIGSTOP);
+        return 0;
+    }
+    signal_children(pg->pid, SIGCONT);
+    return kill(pg->pid, SIGCONT);
 }
 
 int

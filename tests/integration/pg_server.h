@@ -36,6 +36,9 @@ typedef struct h_pg {
 h_pg *h_pg_start(void);
 /* Stops it (fast shutdown) and waits until its process is gone; 0 or -1. */
 int h_pg_stop(h_pg *pg);
+/* Freezes (SIGSTOP) or thaws (SIGCONT) the server and every backend (the postmaster's
+ * children): a server that no longer answers but keeps its connections open. 0 or -1. */
+int h_pg_freeze(h_pg *pg, int frozen);
 /* Starts it again on the same directory and port; waits until it answers; 0 or -1. */
 int h_pg_restart(h_pg *pg);
 

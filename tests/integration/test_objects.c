@@ -844,6 +844,18 @@ test_objects_pg_server_goes_away(void **state)
     snprintf(path, sizeof path, "/v1/objects/t7/away/%s", loc_id(&r));
     snprintf(etag, sizeof etag, "%s", r.etag);
 
+    /* PostgreSQL freezes (connections open, no answer): a request is refused after msd's
+     * bound on a statement (8 s), not left waiting; thawed, the next one succeeds. */
+    assert_int_equal(h_pg_freeze(PG, 1), 0);
+    int64_t tf = h_now_ms();
+    req(&r, "GET", path, NULL, NULL, NULL);
+    assert_int_equal(h_pg_freeze(PG, 0), 0);
+    EXPECT_PG_AWAY(&r);
+    printf("a frozen server: answered in %lld ms: %s\n", (long long)(h_now_ms() - tf), r.body);
+    assert_true(h_now_ms() - tf < 9500);
+    req(&r, "GET", path, NULL, NULL, NULL);
+    EXPECT(&r, 200, NULL);
+
     /* PostgreSQL stops: every kind of object request is refused, clearly and at once... */
     assert_int_equal(h_pg_stop(PG), 0);
     int64_t t0 = h_now_ms();
