@@ -10,8 +10,9 @@
  * DIR holds, per row ID: ID.lat_pinned.json, ID.lat_unpinned.json, ID.tput.json (one JSON
  * line each, or {"error": ...}), or ID.skipped (the reason, one line). The other files:
  * zero.json, zero_checked.json, first_call.json (one line per trial), lookups.lat.json,
- * lookups.tput.json, spawn_ready.json, spawn_ready_many.json, msd_cpu.json, and
- * local.skipped when local mode is not available.
+ * lookups.tput.json, spawn_ready.json, spawn_ready_many.json, msd_cpu.json, dedupe.json,
+ * obj_{get,put}.{lat,tput}.json and obj_bare_{get,put}.{lat,tput}.json (the object store
+ * through ms and on SQLite directly), and local.skipped when local mode is not available.
  *
  * Prints the markdown on stdout. Exits 1 if any measurement that ran reported an error
  * (skipped rows are not errors), so that a smoke run in CI fails when a row rots.
@@ -450,6 +451,18 @@ main(int argc, char **argv)
     json_t *sr = read_one("spawn_ready.json"), *sr_many = read_one("spawn_ready_many.json");
     json_t *cpu_j = read_one("msd_cpu.json"), *many = read_one("many_ensure.json");
     json_t *dedupe = read_one("dedupe.json");
+    /* The object store (issue 9): through ms and on SQLite directly; [op][bare][tput]. */
+    static const char *const OBJ_FILES[2][2][2] = {
+        {{"obj_get.lat.json", "obj_get.tput.json"},
+         {"obj_bare_get.lat.json", "obj_bare_get.tput.json"}},
+        {{"obj_put.lat.json", "obj_put.tput.json"},
+         {"obj_bare_put.lat.json", "obj_bare_put.tput.json"}},
+    };
+    json_t *obj[2][2][2];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++)
+                obj[a][b][c] = read_one(OBJ_FILES[a][b][c]);
     if (!local_skipped) {
         size_t i;
         json_t *e;
@@ -460,6 +473,10 @@ main(int argc, char **argv)
         note_error("spawn-to-ready (many)", sr_many);
         note_error("msd CPU", cpu_j);
         note_error("duplicate-request cache", dedupe);
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                for (int c = 0; c < 2; c++)
+                    note_error(OBJ_FILES[a][b][c], obj[a][b][c]);
     }
 
     /* Markdown. */
@@ -469,7 +486,7 @@ main(int argc, char **argv)
         return 2;
     }
     out o = {mf};
-    char a[64], b[64], c[64], d[64];
+    char a[64], b[64], c[64], d[64], e[64];
     md(&o, "## ms benchmarks (%s run, %s)\n\n", mode, date);
     md(&o,
        "Machine: %s, %s CPUs, Linux %s. Load average (1, 5, 15 min) before and after: %s. "
@@ -508,6 +525,19 @@ main(int argc, char **argv)
 
     md(&o, "\n### ms local mode: orchestration\n\n");
     json_t *local = json_object();
+    {
+        static const char *const OPN[2] = {"get", "put"}, *const WHO[2] = {"ms", "sqlite"},
+                                 *const PART[2] = {"latency", "throughput"};
+        json_t *oj = json_object();
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                for (int c = 0; c < 2; c++) {
+                    char key[64];
+                    snprintf(key, sizeof key, "%s_%s_%s", OPN[a], WHO[b], PART[c]);
+                    json_object_set(oj, key, obj[a][b][c] ? obj[a][b][c] : json_null());
+                }
+        json_object_set_new(local, "objects", oj);
+    }
     if (local_skipped) {
         md(&o, "%s\n", local_skipped);
         json_object_set_new(local, "skipped", json_string(local_skipped));
@@ -568,8 +598,26 @@ main(int argc, char **argv)
         md(&o, "| calls refused for a full cache | %s |\n", fig(a, sizeof a, num(dedupe, "full")));
     }
 
-    /* Issues 5's and 20's targets, from this run's figures. */
-    md(&o, "\n### Targets (issues 5 and 20), from this run\n\n| target | measured | verdict |\n"
+    /* The object store against SQLite directly. */
+    md(&o, "\n### Object store (issue 9): through ms and on SQLite directly\n\n");
+    if (local_skipped) {
+        md(&o, "Not measured: %s\n", unprefixed(local_skipped));
+    } else {
+        md(&o,
+           "| operation | ms p50 µs | SQLite p50 µs | ms per second (%s callers) | SQLite per "
+           "second |\n|---|---:|---:|---:|---:|\n",
+           threads);
+        static const char *const OP[2] = {"GET (ms_obj_get)", "PUT (ms_obj_put, no If-Match)"};
+        for (int a = 0; a < 2; a++)
+            md(&o, "| %s | %s | %s | %s | %s |\n", OP[a],
+               fig(b, sizeof b, num(obj[a][0][0], "p50_us")),
+               fig(c, sizeof c, num(obj[a][1][0], "p50_us")),
+               rate(d, sizeof d, num(obj[a][0][1], "calls_per_s")),
+               rate(e, sizeof e, num(obj[a][1][1], "calls_per_s")));
+    }
+
+    /* Issues 5's, 9's and 20's targets, from this run's figures. */
+    md(&o, "\n### Targets (issues 5, 9 and 20), from this run\n\n| target | measured | verdict |\n"
            "|---|---:|---|\n");
     json_t *targets = json_array();
     {
@@ -581,7 +629,9 @@ main(int argc, char **argv)
                onc_t = fig_of("oncrpc", "throughput", "calls_per_s"),
                once_p = fig_of("ms_once", "latency_pinned", "p50_us"),
                once_t = fig_of("ms_once", "throughput", "calls_per_s"),
-               zo = zero && !json_object_get(zero, "error") ? num(zero, "overhead_ns") : NAN;
+               zo = zero && !json_object_get(zero, "error") ? num(zero, "overhead_ns") : NAN,
+               obj_get = num(obj[0][0][0], "p50_us"), sq_get = num(obj[0][1][0], "p50_us"),
+               mst_u = fig_of("mst", "latency_unpinned", "p50_us");
         double mn, mx;
         int n;
         double fc = local_skipped ? NAN : median_of(first, "first_call_ms", &mn, &mx, &n);
@@ -599,6 +649,8 @@ main(int argc, char **argv)
             {"first call, median < 20 ms", fc, 20, 1, " ms"},
             {"not idempotent / idempotent pinned p50 <= 1.05x", once_p / ms_p, 1.05, 1, "x"},
             {"not idempotent / idempotent throughput >= 0.95x", once_t / ms_t, 0.95, 0, "x"},
+            {"object GET p50 / (bare transport + SQLite read) <= 1.5x", obj_get / (mst_u + sq_get),
+             1.5, 1, "x"},
         };
         for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
             int known = !isnan(t[i].value) && !isinf(t[i].value);
@@ -678,6 +730,10 @@ main(int argc, char **argv)
     json_decref(cpu_j);
     json_decref(many);
     json_decref(dedupe);
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++)
+                json_decref(obj[a][b][c]);
     json_decref(error_list);
     free(local_skipped);
     return errors ? 1 : 0;

@@ -368,6 +368,26 @@ if [ $local_ok = 1 ]; then
             --instances 3 --warmup-seconds 2 --label ms_local3
         run_client "$R/ms_local3.tput.json" $TPUT_LIMIT 0 "$B/bench_ms3" "${ms_tput[@]}" \
             --instances 3 --label ms_local3
+        if [ -x "$B/bench_objects" ]; then
+            # The object store through ms, then the same operations on SQLite directly (a
+            # file in $TMP, msd's settings). PUTs wait for fsync: fewer calls.
+            log "local mode: object store, through ms and on SQLite directly"
+            obj_lat=(--latency --calls "$CALLS" --warmup "$WARMUP" --max-seconds $((LAT_LIMIT - 10)))
+            obj_put_lat=(--latency --calls $((CALLS / 50 + 10)) --warmup $((WARMUP / 50 + 1))
+                --max-seconds $((LAT_LIMIT - 10)))
+            obj_tput=(--throughput --threads "$THREADS" --seconds "$SECS")
+            for op in get put; do
+                lat=("${obj_lat[@]}")
+                [ $op = put ] && lat=("${obj_put_lat[@]}")
+                run_client "$R/obj_$op.lat.json" $LAT_LIMIT 0 "$B/bench_objects" $op "${lat[@]}"
+                run_client "$R/obj_$op.tput.json" $TPUT_LIMIT 0 "$B/bench_objects" $op \
+                    "${obj_tput[@]}"
+                run_client "$R/obj_bare_$op.lat.json" $LAT_LIMIT 0 "$B/bench_objects" bare-$op \
+                    --target "$TMP/bare-objects.db" "${lat[@]}"
+                run_client "$R/obj_bare_$op.tput.json" $TPUT_LIMIT 0 "$B/bench_objects" \
+                    bare-$op --target "$TMP/bare-objects.db" "${obj_tput[@]}"
+            done
+        fi
         log "local mode: msd lookups"
         run_client "$R/lookups.lat.json" $LAT_LIMIT 0 "$B/bench_ms" lookups --latency \
             --calls "$CALLS" --warmup "$WARMUP" --max-seconds $((LAT_LIMIT - 10))

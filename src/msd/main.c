@@ -16,6 +16,7 @@
  *   raises SIGTERM: the private msd of a program dies with it and takes its instances along.
  * - Exit codes: 0 after a clean stop, 1 when start-up fails, 2 for bad usage.
  */
+#include "docker.h"
 #include "runner.h"
 #include "sha256.h"
 #include "statedir.h"
@@ -55,7 +56,12 @@ static const char usage_head[] =
     "                         (postgresql://[user@]host[:port]/db[?param=value], or\n"
     "                         \"host=... dbname=...\"; passwords from ~/.pgpass, not here).\n"
     "                         msd starts when it does not answer; objects answer 503 until\n"
-    "                         it does. Default: SQLite, <state>/objects.db\n";
+    "                         it does. Default: SQLite, <state>/objects.db\n"
+    "  --runner process|docker\n"
+    "                         how instances run: subprocesses (default) or containers of a\n"
+    "                         Docker daemon (docs/docker.md)\n"
+    "  --docker-socket PATH   the Docker daemon's socket, with --runner docker (default\n"
+    "                         " MSD_DOCKER_SOCKET_DEFAULT ")\n";
 /* Then the tuning options (MSD_TUNING_OPTIONS), then: */
 static const char usage_tail[] =
     "  -v, --verbose          log debug messages\n"
@@ -136,6 +142,8 @@ enum {
     OPT_PARENT,
     OPT_LB,
     OPT_OBJECTS,
+    OPT_RUNNER,
+    OPT_DOCKER_SOCKET,
     OPT_TUNING, /* OPT_TUNING + i: tuning[i] */
 };
 
@@ -161,6 +169,42 @@ int_opt(const char *name, const char *val, long long min, long long max, int *ou
     return 0;
 }
 
+/* The runners (runner.h, one file each), chosen with --runner. */
+static int
+open_process(const msd_config *cfg, msd_runner **out, char *msg, size_t msglen)
+{
+    (void)cfg;
+    int res = msd_runner_process_open(out);
+    if (res)
+        msd_fmt(msg, msglen, "cannot create the process runner: %s", strerror(-res));
+    return res;
+}
+
+static int
+open_docker(const msd_config *cfg, msd_runner **out, char *msg, size_t msglen)
+{
+    return msd_runner_docker_open(cfg->docker_socket ? cfg->docker_socket
+                                                     : MSD_DOCKER_SOCKET_DEFAULT,
+                                  cfg->state_dir, out, msg, msglen);
+}
+
+static const struct runner_kind {
+    const char *name;
+    int (*open)(const msd_config *cfg, msd_runner **out, char *msg, size_t msglen);
+} runner_kinds[] = {
+    {"process", open_process},
+    {"docker", open_docker},
+};
+
+static const struct runner_kind *
+runner_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof runner_kinds / sizeof *runner_kinds; i++)
+        if (strcmp(runner_kinds[i].name, name) == 0)
+            return &runner_kinds[i];
+    return NULL;
+}
+
 /* Returns -1 to continue, else an exit code. */
 static int
 parse_args(int argc, char **argv, msd_config *cfg)
@@ -172,6 +216,8 @@ parse_args(int argc, char **argv, msd_config *cfg)
         {"parent-pid", required_argument, NULL, OPT_PARENT},
         {"lb", required_argument, NULL, OPT_LB},
         {"objects", required_argument, NULL, OPT_OBJECTS},
+        {"runner", required_argument, NULL, OPT_RUNNER},
+        {"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -220,6 +266,17 @@ parse_args(int argc, char **argv, msd_config *cfg)
             cfg->objects_url = strdup(optarg);
             break;
         }
+        case OPT_RUNNER:
+            if (!runner_find(optarg))
+                return usage_error("--runner: expected process or docker, got '%s'", optarg);
+            msd_fmt(cfg->runner, sizeof cfg->runner, "%s", optarg);
+            break;
+        case OPT_DOCKER_SOCKET:
+            if (!optarg[0] || strlen(optarg) >= 108)
+                return usage_error("--docker-socket: expected a socket path, got '%s'", optarg);
+            free(cfg->docker_socket);
+            cfg->docker_socket = strdup(optarg);
+            break;
         case 'v':
             cfg->verbose = 1;
             break;
@@ -245,6 +302,8 @@ parse_args(int argc, char **argv, msd_config *cfg)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (cfg->docker_socket && strcmp(cfg->runner, "docker") != 0)
+        return usage_error("--docker-socket %s needs --runner docker", cfg->docker_socket);
     if (cfg->start_backoff_max_ms < cfg->backoff_max_ms)
         cfg->start_backoff_max_ms = cfg->backoff_max_ms;
     char host[MSD_ADDR_MAX];
@@ -398,6 +457,7 @@ main(int argc, char **argv)
     m.cfg = (msd_config){
         .listen = "127.0.0.1:4999",
         .lb = MS_LB_CLIENT,
+        .runner = "process",
         .probe_failures_dead = 3,
         .start_backoff_max_ms = 30000,
         .term_grace_ms = 5000,
@@ -408,6 +468,7 @@ main(int argc, char **argv)
     if (pr >= 0) {
         free(m.cfg.state_dir);
         free(m.cfg.objects_url);
+        free(m.cfg.docker_socket);
         return pr;
     }
     msd_verbose = m.cfg.verbose;
@@ -483,8 +544,8 @@ main(int argc, char **argv)
             goto out;
         }
     }
-    if (msd_runner_process_open(&m.runner) < 0) {
-        msd_log("error", "cannot create the process runner");
+    if (runner_find(m.cfg.runner)->open(&m.cfg, &m.runner, msg, sizeof msg) < 0) {
+        msd_log("error", "--runner %s: %s", m.cfg.runner, msg);
         goto out;
     }
     if (msd_api_start(&m, &api) < 0)
@@ -539,6 +600,7 @@ out:
         close(lock_fd);
     free(m.cfg.state_dir);
     free(m.cfg.objects_url);
+    free(m.cfg.docker_socket);
     pthread_cond_destroy(&m.changed);
     pthread_mutex_destroy(&m.mu);
     return rc;

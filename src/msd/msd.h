@@ -68,6 +68,7 @@ typedef struct msd_proc {
     int child;           /* our child (waitpid reaps it) rather than a re-adopted process */
     int exited;          /* the exit has been seen */
     int status;          /* wait status when child and exited; else -1 */
+    void *runner_data;   /* the runner's own (runner_docker.c: the container); NULL */
 } msd_proc;
 
 typedef struct msd_service msd_service;
@@ -196,15 +197,20 @@ typedef struct msd_event {
     X(scale_down_window_ms, "scale-down-window-ms", MSD_SAMPLE_MS,                                 \
       (MSD_SAMPLE_MS * MSD_DEMAND_SAMPLES), 10000, "demand window of scale-down decisions")        \
     X(scale_stabilise_ms, "scale-stabilise-ms", 0, 24 * 3600 * 1000, 30000,                        \
-      "no scale-down this long after any change of a service's instance count")
+      "no scale-down this long after any change of a service's instance count")                    \
+    X(objects_records_max, "objects-records-max", 1, INT32_MAX, 1000000,                           \
+      "request-id records the object store keeps at most; a transaction with a new id is "         \
+      "refused (429) while full")
 
 typedef struct msd_config {
     char listen[MSD_ADDR_MAX]; /* "127.0.0.1:4999" */
     int allow_remote;
     char *state_dir;
-    char *objects_url; /* --objects: PostgreSQL; NULL: SQLite in the state directory */
-    pid_t parent_pid;  /* 0: none */
-    ms_lb lb;          /* msd-wide default: MS_LB_CLIENT */
+    char *objects_url;   /* --objects: PostgreSQL; NULL: SQLite in the state directory */
+    pid_t parent_pid;    /* 0: none */
+    ms_lb lb;            /* msd-wide default: MS_LB_CLIENT */
+    char runner[16];     /* --runner: "process" (default) or "docker" (runner.h) */
+    char *docker_socket; /* --docker-socket; NULL: MSD_DOCKER_SOCKET_DEFAULT (docker.h) */
 #define MSD_CONFIG_FIELD(field, opt, min, max, def, help) int field;
     MSD_TUNING_OPTIONS(MSD_CONFIG_FIELD) /* the options above */
 #undef MSD_CONFIG_FIELD

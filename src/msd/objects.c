@@ -13,6 +13,9 @@
  *          │
  *       begin ─▶ get_record(rid) ── same body ──▶ rollback, the recorded answer (replayed)
  *          │                     └ other body ──▶ rollback, 422 MS_EREUSED
+ *          │    get_acked(caller) ── seq below it ──▶ rollback, 422 MS_EREUSED (stale)
+ *          │    count_records ── full, even after the request's own acknowledgement and
+ *          │                     without those over an hour old ──▶ rollback, 503 MS_EOVERLOADED
  *          ▼
  *       apply_op × n ── a condition fails ──▶ rollback; begin, put_record(rid, 412|404), commit
  *          │        └── the backend fails ──▶ rollback, 500, nothing recorded
@@ -687,9 +690,35 @@ record_refusal(msd_objstore *s, const char *rid, const char *caller, uint64_t se
         msd_log("warn", "objects: cannot record the refusal of transaction %s: %s", rid, msg);
 }
 
+/* Whether a new record fits under records_max; if not, after applying the request's own
+ * acknowledgement (so that a caller that acknowledges always makes room for its next call,
+ * as at instances) and dropping the records over an hour old. 0, -ENOSPC (err filled), or
+ * the backend's error (msg filled). */
+static int
+room_for_record(msd_objstore *s, msd_objtx *tx, long long records_max, const char *caller,
+                uint64_t acked, char *msg, msi_err *err)
+{
+    long long n = 0;
+    int rc = s->ops->count_records(tx, &n, msg, MSG);
+    if (rc == 0 && n >= records_max) {
+        int64_t now = msd_wall_ms();
+        rc = s->ops->trim_records(tx, caller, acked, now, now - MSD_OBJ_RECORD_KEEP_MS, msg, MSG);
+        if (rc == 0)
+            rc = s->ops->count_records(tx, &n, msg, MSG);
+    }
+    if (rc == 0 && n >= records_max) {
+        msi_errf(err, MS_EOVERLOADED,
+                 "object store: request-id records full (%lld max, --objects-records-max): "
+                 "too many transactions of callers that do not send Ms-Acked-Below; not run",
+                 records_max);
+        return -ENOSPC;
+    }
+    return rc;
+}
+
 ms_status
-msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const char *body, size_t len,
-            int *http, char **answer, int *replayed, msi_err *err)
+msd_obj_txn(msd_objstore *s, long long records_max, const char *rid, const char *acked_below,
+            const char *body, size_t len, int *http, char **answer, int *replayed, msi_err *err)
 {
     *answer = NULL;
     *replayed = 0;
@@ -709,6 +738,10 @@ msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const cha
             return msi_errf(err, MS_EBADARGS,
                             "bad Ms-Acked-Below (1 to 19 digits, with a <caller>-<seq> id)");
         acked = strtoull(acked_below, NULL, 10);
+        if (acked > seq) /* a request cannot acknowledge itself, as at instances */
+            return msi_errf(err, MS_EBADARGS,
+                            "Ms-Acked-Below %s is above the request's own sequence number",
+                            acked_below);
     }
     txn *t = calloc(1, sizeof *t);
     if (!t)
@@ -749,6 +782,25 @@ msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const cha
             st = io_err(err, rc, msg);
             goto out;
         }
+        uint64_t caller_acked = 0; /* below it: the caller had its answer, and moved on */
+        if (caller[0] && (rc = s->ops->get_acked(tx, caller, &caller_acked, msg, sizeof msg)) < 0) {
+            s->ops->rollback(tx);
+            st = io_err(err, rc, msg);
+            goto out;
+        }
+        if (seq < caller_acked) {
+            s->ops->rollback(tx);
+            st = msi_errf(err, MS_EREUSED,
+                          "request id %s is below its caller's Ms-Acked-Below: the caller had "
+                          "finished with it; not run",
+                          rid);
+            goto out;
+        }
+        if ((rc = room_for_record(s, tx, records_max, caller, acked, msg, err)) < 0) {
+            s->ops->rollback(tx);
+            st = rc == -ENOSPC ? MS_EOVERLOADED : io_err(err, rc, msg);
+            goto out;
+        }
     }
     int i = 0;
     msi_err oerr = {{0}};
@@ -787,8 +839,8 @@ msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const cha
         rec.answer = *answer;
         rc = s->ops->put_record(tx, rid, caller, seq, &rec, msd_wall_ms(), msg, sizeof msg);
         if (rc == 0)
-            rc = s->ops->trim_records(tx, caller, acked, msd_wall_ms() - MSD_OBJ_RECORD_KEEP_MS,
-                                      msg, sizeof msg);
+            rc = s->ops->trim_records(tx, caller, acked, msd_wall_ms(),
+                                      msd_wall_ms() - MSD_OBJ_RECORD_KEEP_MS, msg, sizeof msg);
         if (rc < 0) {
             s->ops->rollback(tx);
             st = io_err(err, rc, msg);

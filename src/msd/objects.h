@@ -70,12 +70,16 @@ ms_status msd_obj_list(msd_objstore *s, const char *ns, const char *collection, 
  * a condition failed (412/404: nothing applied, and the record says so), and a later
  * request with the same id and body gets the recorded answer without running again
  * (*replayed set); with another body, MS_EREUSED. acked_below (NULL: none) is the caller's
- * Ms-Acked-Below: its records below it are dropped. On return *http and *answer (malloc'd
- * JSON text) are the reply, whatever it is; the status is MS_OK when *answer is a reply
- * (also an error reply), otherwise err says why (400 and 500 class answers are not recorded).
+ * Ms-Acked-Below: its records below it are dropped, and a later request of that caller
+ * below it is stale (MS_EREUSED). At most records_max records are kept: a new id when they
+ * are all taken, even after dropping those over an hour old, is MS_EOVERLOADED, before
+ * anything runs. On return *http and *answer (malloc'd JSON text) are the reply, whatever it
+ * is; the status is MS_OK when *answer is a reply (also an error reply), otherwise err says
+ * why (400 and 500 class answers are not recorded).
  */
-ms_status msd_obj_txn(msd_objstore *s, const char *rid, const char *acked_below, const char *body,
-                      size_t len, int *http, char **answer, int *replayed, msi_err *err);
+ms_status msd_obj_txn(msd_objstore *s, long long records_max, const char *rid,
+                      const char *acked_below, const char *body, size_t len, int *http,
+                      char **answer, int *replayed, msi_err *err);
 
 /* objects_api.c: the REST handlers, under "/v1/objects/" and "/v1/txn" in api.c's table
  * (which checks the call token first). */

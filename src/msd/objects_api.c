@@ -266,9 +266,9 @@ msd_txn_http(msd *m, msi_http_req *r)
     int http = 0, replayed = 0;
     char *answer = NULL;
     msi_err err = {{0}};
-    ms_status st = msd_obj_txn(m->objects, msi_http_header(r, "Ms-Request-Id"),
-                               msi_http_header(r, "Ms-Acked-Below"), body, len, &http, &answer,
-                               &replayed, &err);
+    ms_status st = msd_obj_txn(
+        m->objects, m->cfg.objects_records_max, msi_http_header(r, "Ms-Request-Id"),
+        msi_http_header(r, "Ms-Acked-Below"), body, len, &http, &answer, &replayed, &err);
     if (st != MS_OK) {
         reply_status(r, st, &err);
         return;

@@ -77,13 +77,23 @@ typedef struct msd_objstore_ops {
     /* The record of request id rid (-ENOENT when none); rec->answer is malloc'd. */
     int (*get_record)(msd_objtx *tx, const char *rid, msd_objrec *rec, char *msg, size_t msglen);
     /* Records rid's answer with its caller and sequence number (caller "" and seq 0 for an id
-     * of another form) at wall time now_ms. A write transaction only. */
+     * of another form) at wall time now_ms; a record already there for rid stays as it is
+     * (the first answer stands). A write transaction only. */
     int (*put_record)(msd_objtx *tx, const char *rid, const char *caller, uint64_t seq,
                       const msd_objrec *rec, int64_t now_ms, char *msg, size_t msglen);
-    /* Forgets the records of caller below seq, and every record older than before_ms (0:
-     * none by age). A write transaction only. */
-    int (*trim_records)(msd_objtx *tx, const char *caller, uint64_t below, int64_t before_ms,
-                        char *msg, size_t msglen);
+    /* How many records there are, in O(1) (the backend keeps the count in the same
+     * transactions as the records: put_record adds one only when the rid was new, the trims
+     * take off what they dropped). */
+    int (*count_records)(msd_objtx *tx, long long *n, char *msg, size_t msglen);
+    /* The acknowledgement remembered for caller (the highest `below` trim_records was given
+     * for it): every seq below it is finished with on the caller's side. 0 when none. */
+    int (*get_acked)(msd_objtx *tx, const char *caller, uint64_t *below, char *msg, size_t msglen);
+    /* Forgets the records of caller below `below` and remembers `below` as its
+     * acknowledgement at now_ms (never lowering one remembered); then forgets every record
+     * and every acknowledgement older than before_ms (0: none by age). caller "" or below 0:
+     * nothing of a caller's. A write transaction only. */
+    int (*trim_records)(msd_objtx *tx, const char *caller, uint64_t below, int64_t now_ms,
+                        int64_t before_ms, char *msg, size_t msglen);
     /* Closes the store (no transaction may be open). Accepts NULL. */
     void (*close)(msd_objstore *s);
 } msd_objstore_ops;

@@ -9,8 +9,10 @@
  *   collation so that ids sort bytewise as objstore.h asks; the sequence ms_objects_version,
  *   the one counter every version is taken from (nextval is never rolled back: a version is
  *   never handed out twice, also after a failed transaction or a crash); ms_objects_records,
- *   the answers of transactions by request id. Values are text (not jsonb, which would
- *   reorder members): the compact JSON objects.c wrote, byte for byte.
+ *   the answers of transactions by request id; ms_objects_acks, each caller's highest
+ *   acknowledgement; ms_objects_meta's row 'records', the count of records, moved by the
+ *   very statements that add or drop records (count_records is one row, not a count(*)). Values are
+ * text (not jsonb, which would reorder members): the compact JSON objects.c wrote, byte for byte.
  * - Isolation. A write transaction is BEGIN (READ COMMITTED) followed by LOCK TABLE
  *   ms_objects IN SHARE ROW EXCLUSIVE MODE: that mode conflicts with itself and with every
  *   INSERT, UPDATE and DELETE of the table, not with SELECT. So write transactions run one at
@@ -87,6 +89,11 @@ static const char schema[] =
     " status integer NOT NULL, answer text NOT NULL, created_ms bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS ms_objects_records_caller ON ms_objects_records(caller, seq);"
     "CREATE INDEX IF NOT EXISTS ms_objects_records_age ON ms_objects_records(created_ms);"
+    "CREATE TABLE IF NOT EXISTS ms_objects_acks(caller text COLLATE \"C\" PRIMARY KEY,"
+    " below bigint NOT NULL, at_ms bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ms_objects_meta(key text PRIMARY KEY, value bigint NOT NULL);"
+    "INSERT INTO ms_objects_meta(key, value) SELECT 'records', count(*) FROM ms_objects_records"
+    " ON CONFLICT(key) DO NOTHING;"
     "COMMIT;";
 
 /* The statements: X(name, sql). */
@@ -112,13 +119,23 @@ static const char schema[] =
       " WHERE ns = $1 AND collection = $2 AND id > $3 ORDER BY id LIMIT $4) page"                  \
       " WINDOW w AS (ORDER BY id ROWS UNBOUNDED PRECEDING)) t WHERE before < $5 ORDER BY id")      \
     X(GET_RECORD, "SELECT body_sha, status, answer FROM ms_objects_records WHERE rid = $1")        \
-    X(PUT_RECORD, "INSERT INTO ms_objects_records(rid, caller, seq, body_sha, status, answer,"     \
-                  " created_ms) VALUES($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(rid) DO UPDATE"     \
-                  " SET caller = excluded.caller, seq = excluded.seq,"                             \
-                  " body_sha = excluded.body_sha, status = excluded.status,"                       \
-                  " answer = excluded.answer, created_ms = excluded.created_ms")                   \
-    X(TRIM_CALLER, "DELETE FROM ms_objects_records WHERE caller = $1 AND seq < $2")                \
-    X(TRIM_AGE, "DELETE FROM ms_objects_records WHERE created_ms < $1")
+    /* The count of records moves in the statement that adds or drops them. */                     \
+    X(PUT_RECORD, "WITH i AS (INSERT INTO ms_objects_records(rid, caller, seq, body_sha, status,"  \
+                  " answer, created_ms) VALUES($1, $2, $3, $4, $5, $6, $7)"                        \
+                  " ON CONFLICT(rid) DO NOTHING RETURNING 1) UPDATE ms_objects_meta"               \
+                  " SET value = value + (SELECT count(*) FROM i) WHERE key = 'records'")           \
+    X(TRIM_CALLER, "WITH d AS (DELETE FROM ms_objects_records WHERE caller = $1 AND seq < $2"      \
+                   " RETURNING 1) UPDATE ms_objects_meta SET value = value - (SELECT count(*)"     \
+                   " FROM d) WHERE key = 'records'")                                               \
+    X(TRIM_AGE, "WITH d AS (DELETE FROM ms_objects_records WHERE created_ms < $1 RETURNING 1)"     \
+                " UPDATE ms_objects_meta SET value = value - (SELECT count(*) FROM d)"             \
+                " WHERE key = 'records'")                                                          \
+    X(COUNT_RECORDS, "SELECT value FROM ms_objects_meta WHERE key = 'records'")                    \
+    X(GET_ACK, "SELECT below FROM ms_objects_acks WHERE caller = $1")                              \
+    X(PUT_ACK, "INSERT INTO ms_objects_acks(caller, below, at_ms) VALUES($1, $2, $3)"              \
+               " ON CONFLICT(caller) DO UPDATE SET at_ms = excluded.at_ms,"                        \
+               " below = greatest(ms_objects_acks.below, excluded.below)")                         \
+    X(TRIM_ACK_AGE, "DELETE FROM ms_objects_acks WHERE at_ms < $1")
 
 enum {
 #define PG_STMT_ENUM(name, sql) Q_##name,
@@ -650,20 +667,58 @@ pg_put_record(msd_objtx *tx, const char *rid, const char *caller, uint64_t seq,
 }
 
 static int
-pg_trim_records(msd_objtx *tx, const char *caller, uint64_t below, int64_t before_ms, char *msg,
-                size_t msglen)
+pg_count_records(msd_objtx *tx, long long *n, char *msg, size_t msglen)
 {
-    char num[24];
+    PGresult *r = NULL;
+    *n = 0;
+    int res = exec(tx, Q_COUNT_RECORDS, 0, NULL, NULL, &r, msg, msglen);
+    if (res < 0)
+        return res;
+    if (PQntuples(r) == 1) {
+        *n = (long long)int64_of(PQgetvalue(r, 0, 0));
+    } else {
+        snprintf(msg, msglen, "PostgreSQL: ms_objects_meta has no 'records' row");
+        res = -EIO;
+    }
+    PQclear(r);
+    return res;
+}
+
+static int
+pg_get_acked(msd_objtx *tx, const char *caller, uint64_t *below, char *msg, size_t msglen)
+{
+    const char *const p[] = {caller};
+    PGresult *r = NULL;
+    *below = 0;
+    int res = exec(tx, Q_GET_ACK, 1, p, NULL, &r, msg, msglen);
+    if (res < 0)
+        return res;
+    if (PQntuples(r) == 1)
+        *below = (uint64_t)int64_of(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+static int
+pg_trim_records(msd_objtx *tx, const char *caller, uint64_t below, int64_t now_ms,
+                int64_t before_ms, char *msg, size_t msglen)
+{
+    char num[24], at[24];
     int res = 0;
     if (caller && caller[0] && below > 0) {
         snprintf(num, sizeof num, "%" PRId64, (int64_t)below);
-        const char *const p[] = {caller, num};
+        snprintf(at, sizeof at, "%" PRId64, now_ms);
+        const char *const p[] = {caller, num, at};
         res = exec(tx, Q_TRIM_CALLER, 2, p, NULL, NULL, msg, msglen);
+        if (res == 0)
+            res = exec(tx, Q_PUT_ACK, 3, p, NULL, NULL, msg, msglen);
     }
     if (res == 0 && before_ms > 0) {
         snprintf(num, sizeof num, "%" PRId64, before_ms);
         const char *const p[] = {num};
         res = exec(tx, Q_TRIM_AGE, 1, p, NULL, NULL, msg, msglen);
+        if (res == 0)
+            res = exec(tx, Q_TRIM_ACK_AGE, 1, p, NULL, NULL, msg, msglen);
     }
     return res;
 }
@@ -693,6 +748,8 @@ static const msd_objstore_ops pg_ops = {
     .list = pg_list,
     .get_record = pg_get_record,
     .put_record = pg_put_record,
+    .count_records = pg_count_records,
+    .get_acked = pg_get_acked,
     .trim_records = pg_trim_records,
     .close = pg_close,
 };

@@ -40,7 +40,10 @@ static const char schema[] =
     " seq INTEGER NOT NULL, body_sha TEXT NOT NULL, status INTEGER NOT NULL,"
     " answer TEXT NOT NULL, created_ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS records_caller ON records(caller, seq);"
-    "CREATE INDEX IF NOT EXISTS records_age ON records(created_ms);";
+    "CREATE INDEX IF NOT EXISTS records_age ON records(created_ms);"
+    "CREATE TABLE IF NOT EXISTS acks(caller TEXT PRIMARY KEY, below INTEGER NOT NULL,"
+    " at_ms INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('records', (SELECT count(*) FROM records));";
 
 /* The statements, prepared at open: X(name, sql). */
 #define STMT_LIST(X)                                                                               \
@@ -57,10 +60,16 @@ static const char schema[] =
     X(LIST, "SELECT id, value, version FROM objects WHERE ns = ?1 AND collection = ?2"             \
             " AND id > ?3 ORDER BY id LIMIT ?4")                                                   \
     X(GET_RECORD, "SELECT body_sha, status, answer FROM records WHERE rid = ?1")                   \
-    X(PUT_RECORD, "INSERT OR REPLACE INTO records(rid, caller, seq, body_sha, status, answer,"     \
+    X(PUT_RECORD, "INSERT OR IGNORE INTO records(rid, caller, seq, body_sha, status, answer,"      \
                   " created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")                               \
     X(TRIM_CALLER, "DELETE FROM records WHERE caller = ?1 AND seq < ?2")                           \
-    X(TRIM_AGE, "DELETE FROM records WHERE created_ms < ?1")
+    X(TRIM_AGE, "DELETE FROM records WHERE created_ms < ?1")                                       \
+    X(GET_ACK, "SELECT below FROM acks WHERE caller = ?1")                                         \
+    X(PUT_ACK, "INSERT INTO acks(caller, below, at_ms) VALUES(?1, ?2, ?3) ON CONFLICT(caller)"     \
+               " DO UPDATE SET below = max(below, excluded.below), at_ms = excluded.at_ms")        \
+    X(TRIM_ACK_AGE, "DELETE FROM acks WHERE at_ms < ?1")                                           \
+    X(COUNT_RECORDS, "SELECT value FROM meta WHERE key = 'records'")                               \
+    X(ADD_RECORDS, "UPDATE meta SET value = value + ?1 WHERE key = 'records'")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -278,6 +287,18 @@ sq_list(msd_objtx *tx, const char *ns, const char *collection, const char *after
     return res;
 }
 
+/* The count of records (meta 'records') moves by delta, in the transaction. */
+static int
+add_records(sqlite_objstore *s, int delta, char *msg, size_t msglen)
+{
+    if (delta == 0)
+        return 0;
+    sqlite3_stmt *q = stmt(s, S_ADD_RECORDS);
+    if (sqlite3_bind_int(q, 1, delta) != SQLITE_OK)
+        return fail(s, "bind", msg, msglen);
+    return run(s, S_ADD_RECORDS, msg, msglen);
+}
+
 static int
 sq_get_record(msd_objtx *tx, const char *rid, msd_objrec *rec, char *msg, size_t msglen)
 {
@@ -314,12 +335,43 @@ sq_put_record(msd_objtx *tx, const char *rid, const char *caller, uint64_t seq,
         sqlite3_bind_text(q, 6, rec->answer ? rec->answer : "", -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(q, 7, now_ms) != SQLITE_OK)
         return fail(s, "bind", msg, msglen);
-    return run(s, S_PUT_RECORD, msg, msglen);
+    int res = run(s, S_PUT_RECORD, msg, msglen);
+    return res == 0 ? add_records(s, sqlite3_changes(s->db), msg, msglen) : res;
 }
 
 static int
-sq_trim_records(msd_objtx *tx, const char *caller, uint64_t below, int64_t before_ms, char *msg,
-                size_t msglen)
+sq_count_records(msd_objtx *tx, long long *n, char *msg, size_t msglen)
+{
+    sqlite_objstore *s = tx->s;
+    sqlite3_stmt *q = stmt(s, S_COUNT_RECORDS);
+    int rc = sqlite3_step(q), res = 0;
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    if (rc != SQLITE_ROW)
+        res = fail(s, "count records", msg, msglen);
+    sqlite3_reset(q);
+    return res;
+}
+
+static int
+sq_get_acked(msd_objtx *tx, const char *caller, uint64_t *below, char *msg, size_t msglen)
+{
+    sqlite_objstore *s = tx->s;
+    sqlite3_stmt *q = stmt(s, S_GET_ACK);
+    *below = 0;
+    if (sqlite3_bind_text(q, 1, caller, -1, SQLITE_STATIC) != SQLITE_OK)
+        return fail(s, "bind", msg, msglen);
+    int rc = sqlite3_step(q), res = 0;
+    if (rc == SQLITE_ROW)
+        *below = (uint64_t)sqlite3_column_int64(q, 0);
+    else if (rc != SQLITE_DONE)
+        res = fail(s, "get acknowledgement", msg, msglen);
+    sqlite3_reset(q);
+    return res;
+}
+
+static int
+sq_trim_records(msd_objtx *tx, const char *caller, uint64_t below, int64_t now_ms,
+                int64_t before_ms, char *msg, size_t msglen)
 {
     sqlite_objstore *s = tx->s;
     int res = 0;
@@ -329,12 +381,28 @@ sq_trim_records(msd_objtx *tx, const char *caller, uint64_t below, int64_t befor
             sqlite3_bind_int64(q, 2, (int64_t)below) != SQLITE_OK)
             return fail(s, "bind", msg, msglen);
         res = run(s, S_TRIM_CALLER, msg, msglen);
+        if (res == 0)
+            res = add_records(s, -sqlite3_changes(s->db), msg, msglen);
+        q = stmt(s, S_PUT_ACK);
+        if (res == 0 && (sqlite3_bind_text(q, 1, caller, -1, SQLITE_STATIC) != SQLITE_OK ||
+                         sqlite3_bind_int64(q, 2, (int64_t)below) != SQLITE_OK ||
+                         sqlite3_bind_int64(q, 3, now_ms) != SQLITE_OK))
+            return fail(s, "bind", msg, msglen);
+        if (res == 0)
+            res = run(s, S_PUT_ACK, msg, msglen);
     }
     if (res == 0 && before_ms > 0) {
         sqlite3_stmt *q = stmt(s, S_TRIM_AGE);
         if (sqlite3_bind_int64(q, 1, before_ms) != SQLITE_OK)
             return fail(s, "bind", msg, msglen);
         res = run(s, S_TRIM_AGE, msg, msglen);
+        if (res == 0)
+            res = add_records(s, -sqlite3_changes(s->db), msg, msglen);
+        q = stmt(s, S_TRIM_ACK_AGE);
+        if (res == 0 && sqlite3_bind_int64(q, 1, before_ms) != SQLITE_OK)
+            return fail(s, "bind", msg, msglen);
+        if (res == 0)
+            res = run(s, S_TRIM_ACK_AGE, msg, msglen);
     }
     return res;
 }
@@ -363,6 +431,8 @@ static const msd_objstore_ops sqlite_ops = {
     .list = sq_list,
     .get_record = sq_get_record,
     .put_record = sq_put_record,
+    .count_records = sq_count_records,
+    .get_acked = sq_get_acked,
     .trim_records = sq_trim_records,
     .close = sq_close,
 };

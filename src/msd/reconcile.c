@@ -304,14 +304,26 @@ spawn_instance(msd *m, msd_instance *in, int64_t now)
     msd_fmt(e_admin, sizeof e_admin, "MS_ADMIN_TOKEN_SHA256=%s", m->admin_sha256);
     const char *env[] = {e_serve, e_id, e_epoch, e_itok, e_tok, e_orch, e_admin, NULL};
     msd_fmt(logp, sizeof logp, "%s/logs/%s.log", m->cfg.state_dir, in->id);
-    msd_spawn sp = {dep->exe, dep->path, dep->argv, env, logp};
+    char call_tok[4200];
+    msd_fmt(call_tok, sizeof call_tok, "%s/" MSI_STATE_CALL_TOKEN, m->cfg.state_dir);
+    const char *files[] = {path, call_tok, NULL};
+    msd_spawn sp = {.exe = dep->exe,
+                    .argv0 = dep->path,
+                    .args = dep->argv,
+                    .env = env,
+                    .log_path = logp,
+                    .instance = in->id,
+                    .epoch = in->epoch,
+                    .build = svc->build,
+                    .files = files};
     res = m->runner->ops->spawn(m->runner, &sp, &in->proc, in->addr, msg, sizeof msg);
     if (res)
         goto fail;
     m->n_spawns++;
     msd_save_instance(m, in);
     msd_emit(m, "spawn", svc->name, in->id, "epoch %lld, pid %ld, %s, build %.12s",
-             (long long)in->epoch, (long)in->proc.pid, in->addr, svc->build);
+             (long long)in->epoch, (long)in->proc.pid,
+             in->addr[0] ? in->addr : "address from its first heartbeat", svc->build);
     return;
 fail:
     msd_log("error", "%s %s: cannot start: %s", svc->name, in->id, msg);

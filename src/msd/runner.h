@@ -2,13 +2,15 @@
  * runner.h: how msd starts, watches and stops instances, behind a vtable.
  *
  * Design notes
- * - One backend per file: runner_process.c (local mode: subprocesses) now;
- *   runner_docker.c and a Kubernetes runner later. The reconcile loop is the only caller
- *   and drives the drain handshake itself (an HTTP POST to the instance, the same for every
- *   runner); a runner only starts processes, reports their exit and delivers signals.
+ * - One backend per file: runner_process.c (local mode: subprocesses), runner_docker.c
+ *   (containers: msd --runner docker); a Kubernetes runner later. The reconcile loop is the
+ *   only caller and drives the drain handshake itself (an HTTP POST to the instance, the
+ *   same for every runner); a runner only starts processes, reports their exit and
+ *   delivers signals.
  * - Exits are noticed at once: every running instance has an `exit_fd` that becomes
- *   readable when it exits (a pidfd for processes), which the reconcile loop polls with
- *   everything else it waits for. `reap` then collects the exit.
+ *   readable when it exits (a pidfd for processes, a pipe fed by a watcher thread for
+ *   containers), which the reconcile loop polls with everything else it waits for. `reap`
+ *   then collects the exit.
  * - A process from an earlier run of msd (found in the store at start) is re-adopted with
  *   `adopt`, which checks that the pid still names the same process (its start time) and
  *   opens an exit_fd for it; it is not our child, so its exit status is unknown.
@@ -26,6 +28,11 @@ typedef struct msd_spawn {
     const json_t *args;     /* array of strings: argv[1..] */
     const char *const *env; /* extra "NAME=value" entries, NULL-terminated */
     const char *log_path;   /* stdout and stderr go here (appended) */
+    const char *instance;   /* the slot ("i-17") and its epoch: names and labels */
+    int64_t epoch;
+    const char *build;        /* the deployment's SHA-256 (hex) */
+    const char *const *files; /* files the program reads by path (its tokens), NULL-
+                                 terminated: a container gets them mounted read-only */
 } msd_spawn;
 
 typedef struct msd_runner_ops {
@@ -51,6 +58,10 @@ struct msd_runner {
 };
 
 int msd_runner_process_open(msd_runner **out);
+/* The docker runner (runner_docker.c) on the daemon at socket; state_dir names this msd
+ * (the ms.msd label). Fails with msg when no daemon answers there. */
+int msd_runner_docker_open(const char *socket, const char *state_dir, msd_runner **out, char *msg,
+                           size_t msglen);
 
 /*
  * Builds the environment of a program msd runs: msd's own, without LISTEN_* variables and

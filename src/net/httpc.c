@@ -116,10 +116,11 @@ typedef struct reader {
     int fd;
     int *rcvto_ms; /* the connection's SO_RCVTIMEO, shared by copies of the reader */
     int64_t deadline;
-    size_t len;  /* bytes in c->rbuf */
-    int got_any; /* some byte of a response came */
-    int eof;     /* the server closed its side */
-    int err;     /* errno of a failed recv */
+    size_t body_max; /* the request's body_max, or BODY_MAX */
+    size_t len;      /* bytes in c->rbuf */
+    int got_any;     /* some byte of a response came */
+    int eof;         /* the server closed its side */
+    int err;         /* errno of a failed recv */
 } reader;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -574,7 +575,7 @@ static ssize_t
 fill(reader *r, int wait_first)
 {
     client *c = r->c;
-    if (r->len + 4096 + 1 > BODY_MAX + HEAD_MAX)
+    if (r->len + 4096 + 1 > r->body_max + HEAD_MAX)
         return -2;
     if (msi_grow(&c->rbuf, &c->rcap, r->len + 4096 + 1) != 0)
         return -2;
@@ -689,7 +690,7 @@ consume(reader *r, size_t n)
  * c->rbuf + h->head_len, *blen bytes, NUL-terminated, and *reusable says whether the
  * connection can serve another request (the framing allows it, neither side said close,
  * and no byte came after the response). Else XF_LOST (see r), XF_NOMEM (also a body over
- * BODY_MAX), XF_MALFORMED (bad chunked framing). */
+ * the request's body_max), XF_MALFORMED (bad chunked framing). */
 static outcome
 read_body(reader *r, const msi_http_resp_head *h, int no_body, size_t *blen, int *reusable)
 {
@@ -710,11 +711,13 @@ read_body(reader *r, const msi_http_resp_head *h, int no_body, size_t *blen, int
         for (;;) {
             int status = 0;
             int rc = msi_http_dechunk(&st, r->c->rbuf, &in, r->len, &out, UINT64_MAX, &status);
+            if (rc == MSI_HTTP_PARSE_DONE && st.total > r->body_max)
+                return XF_NOMEM;
             if (rc == MSI_HTTP_PARSE_DONE)
                 break;
             if (rc == MSI_HTTP_PARSE_ERROR)
                 return status == 413 ? XF_NOMEM : XF_MALFORMED;
-            if (st.total + st.left > BODY_MAX)
+            if (st.total + st.left > r->body_max)
                 return XF_NOMEM;
             r->len = in = out; /* MORE: every byte up to r->len was consumed */
             ssize_t got = fill(r, 0);
@@ -727,7 +730,7 @@ read_body(reader *r, const msi_http_resp_head *h, int no_body, size_t *blen, int
         return XF_OK;
     }
     case MSI_HTTP_BODY_LENGTH: {
-        if ((uint64_t)h->content_length > BODY_MAX)
+        if ((uint64_t)h->content_length > r->body_max)
             return XF_NOMEM;
         size_t want = off + (size_t)h->content_length;
         if (msi_grow(&r->c->rbuf, &r->c->rcap, want + 1) != 0)
@@ -822,6 +825,7 @@ exchange(client *c, int fd, int *rcvto_ms, const msi_httpc_req *req, size_t hlen
     r->fd = fd;
     r->rcvto_ms = rcvto_ms;
     r->deadline = deadline;
+    r->body_max = req->body_max && req->body_max < BODY_MAX ? req->body_max : BODY_MAX;
     *reusable = 0;
     size_t blen_req = req->body ? req->body_len : 0;
     struct iovec iov[2] = {{c->hbuf, hlen}, {(void *)(uintptr_t)req->body, blen_req}};
@@ -969,7 +973,9 @@ msi_httpc_do(const msi_httpc_req *req, msi_httpc_resp *resp, msi_err *err)
             return msi_errf(err, MS_ENOMEM,
                             "%s: out of memory for the response (or it is "
                             "larger than %zu bytes)",
-                            req->url, (size_t)BODY_MAX);
+                            req->url,
+                            req->body_max && req->body_max < BODY_MAX ? req->body_max
+                                                                      : (size_t)BODY_MAX);
         case XF_MALFORMED:
             return msi_errf(err, resp->sent ? MS_EINDOUBT : MS_EUNAVAILABLE,
                             "%s: the server's answer is not HTTP/1.x", req->url);

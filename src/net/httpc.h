@@ -47,6 +47,8 @@ typedef struct msi_httpc_req {
     size_t body_len;
     int64_t deadline_ms; /* absolute (msi_now_ms); 0 or INT64_MAX: none */
     int no_resend;       /* once a body byte left, never send it again */
+    size_t body_max;     /* the largest response body accepted (0: 1 GiB); a larger one is
+                            MS_ENOMEM. The connection is then closed. */
 } msi_httpc_req;
 
 typedef struct msi_httpc_resp {
@@ -71,7 +73,7 @@ typedef struct msi_httpc_resp {
  *   MS_EINDOUBT      the connection failed after body bytes left (resp.sent), whatever
  *                    happened next (a resend that was refused, or a new connection that
  *                    was refused),
- *   MS_ENOMEM        out of memory (or an answer over 1 GiB),
+ *   MS_ENOMEM        out of memory (or an answer over req.body_max, 1 GiB by default),
  *   MS_EIO           a bad URL (not http://host[:port]/...),
  * with err filled. Any thread.
  */

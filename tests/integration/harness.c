@@ -31,6 +31,7 @@ static h_msd *msds[MAX_MSD];
 static int nmsd;
 static pid_t pids[MAX_PIDS]; /* other children (msctl runs) still running */
 static int registered;
+static void (*after_cleanup)(void);
 
 const char *
 h_bin(const char *env)
@@ -166,6 +167,7 @@ rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 }
 
 static void dump_log(h_msd *m);
+static void register_cleanup(void);
 
 static void
 cleanup(void)
@@ -205,8 +207,17 @@ cleanup(void)
         free(m);
     }
     nmsd = 0;
+    if (after_cleanup)
+        after_cleanup();
     if (bad)
         _exit(1);
+}
+
+void
+h_after_cleanup(void (*fn)(void))
+{
+    register_cleanup();
+    after_cleanup = fn;
 }
 
 static void
@@ -529,6 +540,15 @@ h_http(h_msd *m, const char *method, const char *path, const char *token, const 
     char url[4096];
     snprintf(url, sizeof url, "http://%s%s", m->addr, path);
     return do_http(method, url, NULL, token, body, len, headers, r);
+}
+
+int
+h_http_sock(const char *sock, const char *method, const char *path, const char *body, size_t len,
+            const char *const *headers, h_resp *r)
+{
+    char url[4096];
+    snprintf(url, sizeof url, "http://localhost%s", path);
+    return do_http(method, url, sock, NULL, body, len, headers, r);
 }
 
 int

@@ -48,6 +48,10 @@ int64_t h_now_ms(void);
 /* Sleeps ms (only between polls). */
 void h_nap(int ms);
 
+/* Runs fn at exit after the msds are stopped and their state directories removed, even
+ * when that clean-up fails (it then exits with _exit(1), past later atexit handlers). */
+void h_after_cleanup(void (*fn)(void));
+
 /* Starts msd in a new temporary state directory with extra args (NULL-terminated, may be
  * NULL; kept for h_msd_restart) and waits until it answers. NULL on failure (printed). */
 h_msd *h_msd_start(const char *const *args);
@@ -63,6 +67,9 @@ int h_http(h_msd *m, const char *method, const char *path, const char *token, co
 /* The same on msd's unix socket. */
 int h_http_unix(h_msd *m, const char *method, const char *path, const char *token, const char *body,
                 size_t len, h_resp *r);
+/* The same to any path over any unix socket (the Host header says "localhost"). */
+int h_http_sock(const char *sock, const char *method, const char *path, const char *body,
+                size_t len, const char *const *headers, h_resp *r);
 /* The same to any URL. */
 int h_http_url(const char *method, const char *url, const char *token, const char *body, size_t len,
                const char *const *headers, h_resp *r);

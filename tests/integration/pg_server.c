@@ -326,6 +326,24 @@ h_pg_freeze(h_pg *pg, int frozen)
 }
 
 int
+h_pg_createdb(h_pg *pg, const char *name, char *url, size_t urllen)
+{
+    char conninfo[160], sql[200];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d dbname=postgres user=postgres",
+             pg->port);
+    snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"", name); /* a test's own constant */
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *r = c && PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "pg_server: %s: %s\n", sql, c ? PQerrorMessage(c) : "out of memory");
+    PQclear(r);
+    PQfinish(c);
+    snprintf(url, urllen, "postgresql://postgres@127.0.0.1:%d/%s", pg->port, name);
+    return ok ? 0 : -1;
+}
+
+int
 h_pg_restart(h_pg *pg)
 {
     if (pg->pid > 0)

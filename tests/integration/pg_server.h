@@ -20,6 +20,7 @@
 #ifndef MS_TEST_PG_SERVER_H
 #define MS_TEST_PG_SERVER_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #define PG_TEST_BIN "/usr/lib/postgresql/15/bin"
@@ -39,6 +40,8 @@ int h_pg_stop(h_pg *pg);
 /* Freezes (SIGSTOP) or thaws (SIGCONT) the server and every backend (the postmaster's
  * children): a server that no longer answers but keeps its connections open. 0 or -1. */
 int h_pg_freeze(h_pg *pg, int frozen);
+/* Creates database name on the server; url gets its URL. 0 or -1 (printed). */
+int h_pg_createdb(h_pg *pg, const char *name, char *url, size_t urllen);
 /* Starts it again on the same directory and port; waits until it answers; 0 or -1. */
 int h_pg_restart(h_pg *pg);
 

@@ -639,15 +639,23 @@ test_objects_txn_all_or_nothing_and_replay(void **state)
         "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t4/log\",\"value\":{}}]}", rid2);
     EXPECT(&r, 422, "MS_EREUSED");
 
-    /* Ms-Acked-Below drops the caller's records below it: then the id is new again. */
+    /* Ms-Acked-Below drops the caller's records below it, and the store remembers it: a
+     * request below it is stale (the caller had its answer), refused and not run. */
     const char *const rid3[] = {"Ms-Request-Id: objtest-3", "Ms-Acked-Below: 3", NULL};
     req(&r, "POST", "/v1/txn", NULL,
         "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t4/log\",\"value\":{}}]}", rid3);
     EXPECT(&r, 200, NULL);
-    req(&r, "POST", "/v1/txn", NULL,
-        "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t4/log\",\"value\":{}}]}", rid2);
+    req(&r, "POST", "/v1/txn", NULL, body, rid2);
+    EXPECT(&r, 422, "MS_EREUSED");
+    assert_non_null(strstr(r.body, "below its caller's Ms-Acked-Below"));
+    req(&r, "GET", "/v1/objects/t4/log", NULL, NULL, NULL);
     EXPECT(&r, 200, NULL);
-    assert_false(r.replayed);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 2);
+    /* A request cannot acknowledge itself. */
+    const char *const rid4[] = {"Ms-Request-Id: objtest-4", "Ms-Acked-Below: 5", NULL};
+    req(&r, "POST", "/v1/txn", NULL,
+        "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t4/log\",\"value\":{}}]}", rid4);
+    EXPECT(&r, 400, "MS_EBADARGS");
 
     /* Bad bodies and headers: 400, nothing applied. */
     const char *bad[] = {
@@ -691,6 +699,74 @@ test_objects_txn_all_or_nothing_and_replay(void **state)
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 0);
     req(&r, "GET", "/v1/txn", NULL, NULL, NULL);
     EXPECT(&r, 405, NULL);
+    resp_free(&r);
+}
+
+/* The request-id records are bounded (--objects-records-max): callers that never
+ * acknowledge fill them, a new id is then refused (429 MS_EOVERLOADED) before anything runs, a
+ * replay still answers, and a caller's own acknowledgement makes room for its next transaction. */
+static h_msd *main_msd; /* M while a test talks to an msd of its own */
+
+static int
+restore_main_msd(void **state)
+{
+    (void)state;
+    if (main_msd && M != main_msd) {
+        h_msd_signal(M, SIGTERM, 10000);
+        M = main_msd;
+    }
+    return 0;
+}
+
+static void
+test_objects_records_bounded(void **state)
+{
+    (void)state;
+    main_msd = M;
+    static char url[160]; /* with PostgreSQL: a database of its own, as SQLite gets a file */
+    if (PG)
+        assert_int_equal(h_pg_createdb(PG, "records_bounded", url, sizeof url), 0);
+    M = h_msd_start(PG ? (const char *const[]){"--objects-records-max", "3", "--objects", url, NULL}
+                       : (const char *const[]){"--objects-records-max", "3", NULL});
+    assert_non_null(M);
+    resp r = {0};
+    const char *create =
+        "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t9/c\",\"value\":{}}]}";
+    char rid[64];
+    for (int i = 1; i <= 3; i++) { /* three callers, none acknowledging */
+        snprintf(rid, sizeof rid, "Ms-Request-Id: caller%d-1", i);
+        req(&r, "POST", "/v1/txn", NULL, create, (const char *const[]){rid, NULL});
+        EXPECT(&r, 200, NULL);
+    }
+    req(&r, "POST", "/v1/txn", NULL, create,
+        (const char *const[]){"Ms-Request-Id: caller4-1", NULL});
+    EXPECT(&r, 429, "MS_EOVERLOADED");
+    assert_non_null(strstr(r.body, "request-id records full (3 max"));
+    req(&r, "GET", "/v1/objects/t9/c", NULL, NULL, NULL);
+    EXPECT(&r, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 3); /* not run */
+    /* A replay needs no room. */
+    req(&r, "POST", "/v1/txn", NULL, create,
+        (const char *const[]){"Ms-Request-Id: caller2-1", NULL});
+    EXPECT(&r, 200, NULL);
+    assert_true(r.replayed);
+    /* caller1's next transaction acknowledges its first: that makes its room. */
+    req(&r, "POST", "/v1/txn", NULL, create,
+        (const char *const[]){"Ms-Request-Id: caller1-2", "Ms-Acked-Below: 2", NULL});
+    EXPECT(&r, 200, NULL);
+    assert_false(r.replayed);
+    /* Without an id nothing is recorded, and nothing is refused. */
+    req(&r, "POST", "/v1/txn", NULL, create, NULL);
+    EXPECT(&r, 200, NULL);
+    req(&r, "GET", "/v1/objects/t9/c", NULL, NULL, NULL);
+    EXPECT(&r, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 5);
+    /* The count survives a restart (it is in the database, not in msd's memory). */
+    assert_true(h_msd_signal(M, SIGKILL, 10000) >= 0);
+    assert_int_equal(h_msd_restart(M), 0);
+    req(&r, "POST", "/v1/txn", NULL, create,
+        (const char *const[]){"Ms-Request-Id: caller5-1", NULL});
+    EXPECT(&r, 429, "MS_EOVERLOADED");
     resp_free(&r);
 }
 
@@ -932,6 +1008,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_objects_list_pages),
         cmocka_unit_test(test_objects_bad_input),
         cmocka_unit_test(test_objects_txn_all_or_nothing_and_replay),
+        cmocka_unit_test_teardown(test_objects_records_bounded, restore_main_msd),
         cmocka_unit_test(test_objects_concurrent_cas_loses_nothing),
         cmocka_unit_test(test_objects_survive_sigterm_and_sigkill),
         cmocka_unit_test(test_objects_pg_server_goes_away), /* last, pg only */

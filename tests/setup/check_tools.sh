@@ -63,6 +63,7 @@ rm                             base                  tests/integration/test_clie
 /usr/bin/sha256sum             base                  tests/integration/test_msd_basic.c /usr/bin/sha256sum
 /usr/bin/tail                  base                  tests/integration/harness.c     /usr/bin/tail
 /bin/sleep                     base                  tests/integration/test_msd_restart.c /bin/sleep
+/usr/sbin/dockerd              docker.io             tests/integration/dockerd.c     dockerd
 '
 
 if ! command -v dpkg-query >/dev/null; then

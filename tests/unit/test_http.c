@@ -1103,7 +1103,7 @@ raw_answer(const char *answer, char *url, size_t size)
 }
 
 /* The client over raw answers: chunked bodies split anywhere, 1xx skipped, a body up to the
- * close, malformed answers. */
+ * close, malformed answers, a body over the request's body_max. */
 static void
 test_http_client_responses(void **state)
 {
@@ -1113,19 +1113,28 @@ test_http_client_responses(void **state)
         ms_status st;
         long status;
         const char *body;
+        size_t body_max;
     } cases[] = {
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhe|llo\r\n6;x=y\r|\n "
          "world\r\n0\r\nT|railer: v\r\n\r|\n",
-         MS_OK, 200, "hello world"},
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", MS_OK, 200, ""},
+         MS_OK, 200, "hello world", 0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", MS_OK, 200, "", 0},
         {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-|Length: 2\r\n\r\nab", MS_OK,
-         201, "ab"},
-        {"HTTP/1.0 200 OK\r\n\r\nuntil| close", MS_OK, 200, "until close"},
-        {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef", MS_OK, 200, "abc"},
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MS_EUNAVAILABLE, 0, NULL},
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", MS_EUNAVAILABLE, 0, NULL},
-        {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", MS_EUNAVAILABLE, 0, NULL},
-        {"SSH-2.0-OpenSSH_9.2\r\n\r\n", MS_EUNAVAILABLE, 0, NULL},
+         201, "ab", 0},
+        {"HTTP/1.0 200 OK\r\n\r\nuntil| close", MS_OK, 200, "until close", 0},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef", MS_OK, 200, "abc", 0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MS_EUNAVAILABLE, 0, NULL,
+         0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", MS_EUNAVAILABLE, 0, NULL,
+         0},
+        {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", MS_EUNAVAILABLE, 0, NULL, 0},
+        {"SSH-2.0-OpenSSH_9.2\r\n\r\n", MS_EUNAVAILABLE, 0, NULL, 0},
+        /* body_max: a body over the request's bound is refused, chunked or not. */
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+         "world\r\n0\r\n\r\n",
+         MS_ENOMEM, 0, NULL, 8},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", MS_ENOMEM, 0, NULL, 2},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", MS_OK, 200, "abc", 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char url[128];
@@ -1133,6 +1142,7 @@ test_http_client_responses(void **state)
         msi_httpc_req rq = {0};
         rq.url = url;
         rq.deadline_ms = msi_now_ms() + 5000;
+        rq.body_max = cases[i].body_max;
         msi_httpc_resp rs;
         msi_err err = {{0}};
         ms_status st = msi_httpc_do(&rq, &rs, &err);
