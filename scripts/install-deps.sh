@@ -18,8 +18,11 @@ fi
 # libFuzzer runtimes): the fuzz_run test. Libraries are found with pkg-config. docker.io:
 # dockerd (with containerd and runc) for msd --runner docker and test_msd_docker, which starts
 # a private daemon of its own (on a systemd machine the package also enables the system one).
+# libpq-dev: msd's PostgreSQL object store; postgresql: the server test_objects_pg starts
+# (PostgreSQL 15).
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libjansson-dev
-      libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev docker.io)
+      libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev docker.io libpq-dev
+      postgresql)
 if [ "${1:-}" = bench ]; then
     pkgs+=(libtirpc-dev rpcsvc-proto libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
            protobuf-compiler)

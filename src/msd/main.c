@@ -52,6 +52,11 @@ static const char usage_head[] =
     "  --parent-pid PID       stop (and stop every instance) when that process exits\n"
     "  --lb none|orchestrator|client\n"
     "                         default load balancing of services (default client)\n"
+    "  --objects URL          the object store's database: a PostgreSQL connection string\n"
+    "                         (postgresql://[user@]host[:port]/db[?param=value], or\n"
+    "                         \"host=... dbname=...\"; passwords from ~/.pgpass, not here).\n"
+    "                         msd starts when it does not answer; objects answer 503 until\n"
+    "                         it does. Default: SQLite, <state>/objects.db\n"
     "  --runner process|docker\n"
     "                         how instances run: subprocesses (default) or containers of a\n"
     "                         Docker daemon (docs/docker.md)\n"
@@ -136,6 +141,7 @@ enum {
     OPT_STATE,
     OPT_PARENT,
     OPT_LB,
+    OPT_OBJECTS,
     OPT_RUNNER,
     OPT_DOCKER_SOCKET,
     OPT_TUNING, /* OPT_TUNING + i: tuning[i] */
@@ -209,6 +215,7 @@ parse_args(int argc, char **argv, msd_config *cfg)
         {"state", required_argument, NULL, OPT_STATE},
         {"parent-pid", required_argument, NULL, OPT_PARENT},
         {"lb", required_argument, NULL, OPT_LB},
+        {"objects", required_argument, NULL, OPT_OBJECTS},
         {"runner", required_argument, NULL, OPT_RUNNER},
         {"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
         {"verbose", no_argument, NULL, 'v'},
@@ -246,6 +253,19 @@ parse_args(int argc, char **argv, msd_config *cfg)
             if (msd_lb_parse(optarg, &cfg->lb) < 0 || cfg->lb == MS_LB_DEFAULT)
                 return usage_error("--lb: expected none, orchestrator or client, got '%s'", optarg);
             break;
+        case OPT_OBJECTS: {
+            char why[300];
+            if (strncmp(optarg, "postgresql://", 13) != 0 &&
+                strncmp(optarg, "postgres://", 11) != 0 && !strchr(optarg, '='))
+                return usage_error("--objects: expected a PostgreSQL connection string "
+                                   "(postgresql://... or key=value ...), got '%s'",
+                                   optarg);
+            if (msd_objstore_pg_url_ok(optarg, why, sizeof why) < 0)
+                return usage_error("--objects: %s", why);
+            free(cfg->objects_url);
+            cfg->objects_url = strdup(optarg);
+            break;
+        }
         case OPT_RUNNER:
             if (!runner_find(optarg))
                 return usage_error("--runner: expected process or docker, got '%s'", optarg);
@@ -447,6 +467,7 @@ main(int argc, char **argv)
     int pr = parse_args(argc, argv, &m.cfg);
     if (pr >= 0) {
         free(m.cfg.state_dir);
+        free(m.cfg.objects_url);
         free(m.cfg.docker_socket);
         return pr;
     }
@@ -511,10 +532,17 @@ main(int argc, char **argv)
         msd_log("error", "store: cannot load %s", dbpath);
         goto out;
     }
-    msd_fmt(dbpath, sizeof dbpath, "%s/" MSI_STATE_OBJECTS, m.cfg.state_dir);
-    if (msd_objstore_sqlite_open(dbpath, &m.objects, msg, sizeof msg) < 0) {
-        msd_log("error", "object store: %s", msg);
-        goto out;
+    if (m.cfg.objects_url) {
+        if (msd_objstore_pg_open(m.cfg.objects_url, &m.objects, msg, sizeof msg) < 0) {
+            msd_log("error", "object store: %s", msg);
+            goto out;
+        }
+    } else {
+        msd_fmt(dbpath, sizeof dbpath, "%s/" MSI_STATE_OBJECTS, m.cfg.state_dir);
+        if (msd_objstore_sqlite_open(dbpath, &m.objects, msg, sizeof msg) < 0) {
+            msd_log("error", "object store: %s", msg);
+            goto out;
+        }
     }
     if (runner_find(m.cfg.runner)->open(&m.cfg, &m.runner, msg, sizeof msg) < 0) {
         msd_log("error", "--runner %s: %s", m.cfg.runner, msg);
@@ -571,6 +599,7 @@ out:
     if (lock_fd >= 0)
         close(lock_fd);
     free(m.cfg.state_dir);
+    free(m.cfg.objects_url);
     free(m.cfg.docker_socket);
     pthread_cond_destroy(&m.changed);
     pthread_mutex_destroy(&m.mu);

@@ -206,6 +206,7 @@ typedef struct msd_config {
     char listen[MSD_ADDR_MAX]; /* "127.0.0.1:4999" */
     int allow_remote;
     char *state_dir;
+    char *objects_url;   /* --objects: PostgreSQL; NULL: SQLite in the state directory */
     pid_t parent_pid;    /* 0: none */
     ms_lb lb;            /* msd-wide default: MS_LB_CLIENT */
     char runner[16];     /* --runner: "process" (default) or "docker" (runner.h) */

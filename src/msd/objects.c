@@ -186,6 +186,9 @@ io_err(msi_err *err, int res, const char *msg)
 {
     if (res == -ENOMEM)
         return msi_errf(err, MS_ENOMEM, "out of memory");
+    if (res == -ENOTCONN) /* the database is away for now (objstore.h): 503 */
+        return msi_errf(err, MS_EUNAVAILABLE, "object store: %s",
+                        msg[0] ? msg : "the database cannot be reached");
     return msi_errf(err, MS_EIO, "object store: %s", msg[0] ? msg : strerror(-res));
 }
 

@@ -6,8 +6,8 @@
  * - A backend is storage and nothing else: transactions, read, write, remove, list, and a
  *   log of request ids. Every rule of the object store (ids, ETags, If-Match, merge patch,
  *   transactions of several operations, request ids) is written once, over this table, in
- *   objects.c. So a backend is one file with an msd_objstore_ops and an opener: objstore_sqlite.c
- *   now, PostgreSQL later (docs/objects.md, "Writing a backend").
+ *   objects.c. So a backend is one file with an msd_objstore_ops and an opener:
+ *   objstore_sqlite.c, objstore_pg.c (docs/objects.md, "Writing a backend").
  * - Everything happens inside a transaction: begin, any number of operations, then commit
  *   or rollback (exactly one of them, also after a failed operation). A write transaction
  *   is serialisable: nothing another transaction commits is seen, or overwritten, between
@@ -18,7 +18,10 @@
  * - Keys are (ns, collection, id), each valid per msd_obj_name_ok (objects.h): the backend
  *   may rely on it. Values are compact JSON text of a JSON object.
  * - Every function returns 0 or a negative errno: -ENOENT (absent, where said), -EIO (the
- *   database failed; msg filled), -ENOMEM.
+ *   database failed; msg filled), -ENOTCONN (the database cannot be reached now, e.g. a
+ *   server that went away: nothing was done, a later request may succeed; msg filled; the
+ *   object store answers 503 MS_EUNAVAILABLE), -ENOMEM. A commit whose outcome is unknown
+ *   (the connection broke during it) is -EIO, never -ENOTCONN.
  *
  * Threading: the ops may be called from any thread; the backend locks what it must. A
  * transaction (msd_objtx) belongs to the thread that began it until it ends.
@@ -47,7 +50,7 @@ typedef struct msd_objrec {
 } msd_objrec;
 
 typedef struct msd_objstore_ops {
-    const char *name; /* "sqlite" */
+    const char *name; /* "sqlite", "postgresql" */
     /* Begins a transaction; write: one that may change something. */
     int (*begin)(msd_objstore *s, int write, msd_objtx **tx, char *msg, size_t msglen);
     /* Ends it: commit makes every write durable or fails (then nothing happened, and tx is
@@ -102,5 +105,13 @@ struct msd_objstore {
 /* Opens (creating) the SQLite object store at path, in WAL mode. 0 or -errno; msg names the
  * cause. */
 int msd_objstore_sqlite_open(const char *path, msd_objstore **out, char *msg, size_t msglen);
+
+/* Opens the PostgreSQL object store at url (a libpq connection string or URI,
+ * "postgresql://..."; tables created when absent). Only a malformed url fails (-EINVAL, msg
+ * says why): a server that does not answer is logged, and the store connects when a later
+ * request needs it (until then operations fail with -ENOTCONN). */
+int msd_objstore_pg_open(const char *url, msd_objstore **out, char *msg, size_t msglen);
+/* Whether url is a connection string libpq can parse: 0 or -EINVAL (msg says why). */
+int msd_objstore_pg_url_ok(const char *url, char *msg, size_t msglen);
 
 #endif /* MSD_OBJSTORE_H */

@@ -7,10 +7,18 @@
  * compare-and-swap writers losing no update; objects, ETags and records surviving SIGTERM and
  * SIGKILL of msd.
  *
+ * Two backends, one set of tests: `test_objects` runs them against msd's default SQLite
+ * store; `test_objects pg` (ctest test_objects_pg) against a PostgreSQL 15 server that it
+ * starts itself (pg_server.h) and an msd started with --objects postgresql://..., and adds
+ * the server going away mid-run: object requests answer 503 MS_EUNAVAILABLE naming
+ * PostgreSQL while the rest of msd keeps answering, an msd started meanwhile starts, and both
+ * recover once the server is back.
+ *
  * Requests go through libcurl here (not the harness's client) to see the answers' headers
  * (ETag, Location, Ms-Replayed).
  */
 #include "harness.h"
+#include "pg_server.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -28,12 +36,26 @@
 #include <cmocka.h>
 
 static h_msd *M;
+static h_pg *PG; /* test_objects pg: the PostgreSQL server of the object store */
 
 static int
 setup(void **state)
 {
     (void)state;
     M = h_msd_start(NULL);
+    return M ? 0 : -1;
+}
+
+static int
+setup_pg(void **state)
+{
+    (void)state;
+    static const char *args[3];
+    if (!(PG = h_pg_start()))
+        return -1;
+    args[0] = "--objects";
+    args[1] = PG->url;
+    M = h_msd_start(args);
     return M ? 0 : -1;
 }
 
@@ -701,7 +723,11 @@ test_objects_records_bounded(void **state)
 {
     (void)state;
     main_msd = M;
-    M = h_msd_start((const char *const[]){"--objects-records-max", "3", NULL});
+    static char url[160]; /* with PostgreSQL: a database of its own, as SQLite gets a file */
+    if (PG)
+        assert_int_equal(h_pg_createdb(PG, "records_bounded", url, sizeof url), 0);
+    M = h_msd_start(PG ? (const char *const[]){"--objects-records-max", "3", "--objects", url, NULL}
+                       : (const char *const[]){"--objects-records-max", "3", NULL});
     assert_non_null(M);
     resp r = {0};
     const char *create =
@@ -866,9 +892,116 @@ test_objects_survive_sigterm_and_sigkill(void **state)
     resp_free(&r);
 }
 
-int
-main(void)
+/* Polls GET path until it answers 200 (bounded); the last status. */
+static long
+wait_ok(resp *r, const char *path, int timeout_ms)
 {
+    int64_t end = h_now_ms() + timeout_ms;
+    while (req(r, "GET", path, NULL, NULL, NULL) != 200 && h_now_ms() < end)
+        h_nap(50);
+    return r->status;
+}
+
+/* Asserts that an object request was refused for want of the database: 503, naming it. */
+#define EXPECT_PG_AWAY(r)                                                                          \
+    do {                                                                                           \
+        EXPECT(r, 503, "MS_EUNAVAILABLE");                                                         \
+        assert_non_null(strstr((r)->body, "PostgreSQL"));                                          \
+    } while (0)
+
+static void
+test_objects_pg_server_goes_away(void **state)
+{
+    (void)state;
+    resp r = {0};
+    char path[200], etag[64];
+    req(&r, "POST", "/v1/objects/t7/away", NULL, "{\"v\":1}", NULL);
+    EXPECT(&r, 201, NULL);
+    snprintf(path, sizeof path, "/v1/objects/t7/away/%s", loc_id(&r));
+    snprintf(etag, sizeof etag, "%s", r.etag);
+
+    /* PostgreSQL freezes (connections open, no answer): a request is refused after msd's
+     * bound on a statement (8 s), not left waiting; thawed, the next one succeeds. */
+    assert_int_equal(h_pg_freeze(PG, 1), 0);
+    int64_t tf = h_now_ms();
+    req(&r, "GET", path, NULL, NULL, NULL);
+    assert_int_equal(h_pg_freeze(PG, 0), 0);
+    EXPECT_PG_AWAY(&r);
+    printf("a frozen server: answered in %lld ms: %s\n", (long long)(h_now_ms() - tf), r.body);
+    assert_true(h_now_ms() - tf < 9500);
+    req(&r, "GET", path, NULL, NULL, NULL);
+    EXPECT(&r, 200, NULL);
+
+    /* PostgreSQL stops: every kind of object request is refused, clearly and at once... */
+    assert_int_equal(h_pg_stop(PG), 0);
+    int64_t t0 = h_now_ms();
+    req(&r, "GET", path, NULL, NULL, NULL);
+    EXPECT_PG_AWAY(&r);
+    printf("first request after the stop: %s\n", r.body);
+    req(&r, "PUT", path, NULL, "{\"v\":2}", NULL);
+    EXPECT_PG_AWAY(&r);
+    req(&r, "POST", "/v1/objects/t7/away", NULL, "{}", NULL);
+    EXPECT_PG_AWAY(&r);
+    req(&r, "GET", "/v1/objects/t7/away", NULL, NULL, NULL);
+    EXPECT_PG_AWAY(&r);
+    req(&r, "POST", "/v1/txn", NULL,
+        "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t7/log\",\"value\":{}}]}",
+        (const char *const[]){"Ms-Request-Id: away-1", NULL});
+    EXPECT_PG_AWAY(&r);
+    assert_true(h_now_ms() - t0 < 10000);
+    /* ... while the rest of msd answers as before. */
+    req(&r, "GET", "/v1/health", NULL, NULL, NULL);
+    EXPECT(&r, 200, NULL);
+    req(&r, "GET", "/v1/services", NULL, NULL, NULL);
+    EXPECT(&r, 200, NULL);
+
+    /* The server is back: the same msd serves objects again, the object as it was. */
+    assert_int_equal(h_pg_restart(PG), 0);
+    int64_t t1 = h_now_ms();
+    wait_ok(&r, path, 10000);
+    EXPECT(&r, 200, NULL);
+    printf("objects answered again %lld ms after PostgreSQL did\n", (long long)(h_now_ms() - t1));
+    assert_string_equal(r.etag, etag);
+    assert_int_equal(json_int(r.json, "v"), 1);
+    char im[100];
+    snprintf(im, sizeof im, "If-Match: %s", etag);
+    req(&r, "PUT", path, NULL, "{\"v\":2}", (const char *const[]){im, NULL});
+    EXPECT(&r, 200, NULL);
+    assert_true(strtoll(r.etag + 1, NULL, 10) > strtoll(etag + 1, NULL, 10));
+    snprintf(etag, sizeof etag, "%s", r.etag);
+    /* The transaction refused while the server was away was not recorded: it runs now. */
+    req(&r, "POST", "/v1/txn", NULL,
+        "{\"ops\":[{\"op\":\"create\",\"ref\":\"ms://objects/t7/log\",\"value\":{}}]}",
+        (const char *const[]){"Ms-Request-Id: away-1", NULL});
+    EXPECT(&r, 200, NULL);
+    assert_false(r.replayed);
+
+    /* An msd that starts while PostgreSQL is away starts (objects answer 503), and serves
+     * objects once the server is back. */
+    assert_int_equal(h_pg_stop(PG), 0);
+    int st = h_msd_signal(M, SIGKILL, 30000);
+    assert_true(st >= 0 && WIFSIGNALED(st));
+    assert_int_equal(h_msd_restart(M), 0);
+    req(&r, "GET", "/v1/health", NULL, NULL, NULL);
+    EXPECT(&r, 200, NULL);
+    req(&r, "GET", path, NULL, NULL, NULL);
+    EXPECT_PG_AWAY(&r);
+    assert_int_equal(h_pg_restart(PG), 0);
+    wait_ok(&r, path, 10000);
+    EXPECT(&r, 200, NULL);
+    assert_string_equal(r.etag, etag);
+    assert_int_equal(json_int(r.json, "v"), 2);
+    resp_free(&r);
+}
+
+int
+main(int argc, char **argv)
+{
+    int pg = argc > 1 && strcmp(argv[1], "pg") == 0;
+    if (argc > 1 && !pg) {
+        fprintf(stderr, "usage: %s [pg]\n", argv[0]);
+        return 2;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_objects_crud_and_etags),
@@ -878,8 +1011,11 @@ main(void)
         cmocka_unit_test_teardown(test_objects_records_bounded, restore_main_msd),
         cmocka_unit_test(test_objects_concurrent_cas_loses_nothing),
         cmocka_unit_test(test_objects_survive_sigterm_and_sigkill),
+        cmocka_unit_test(test_objects_pg_server_goes_away), /* last, pg only */
     };
-    int rc = cmocka_run_group_tests(tests, setup, NULL);
+    size_t n = sizeof tests / sizeof *tests - (pg ? 0 : 1);
+    int rc = pg ? _cmocka_run_group_tests("test_objects_pg", tests, n, setup_pg, NULL)
+                : _cmocka_run_group_tests("test_objects", tests, n, setup, NULL);
     curl_global_cleanup();
     return rc;
 }

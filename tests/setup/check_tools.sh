@@ -29,6 +29,7 @@ pkg-config                     pkg-config            tests/imports/out_of_tree.s
 pc:jansson                     libjansson-dev        CMakeLists.txt                  jansson
 pc:libcurl                     libcurl4-openssl-dev  CMakeLists.txt                  libcurl
 pc:sqlite3                     libsqlite3-dev        CMakeLists.txt                  sqlite3
+pc:libpq                       libpq-dev             CMakeLists.txt                  libpq
 pc:libmicrohttpd               libmicrohttpd-dev     CMakeLists.txt                  libmicrohttpd
 pc:cmocka                      libcmocka-dev         tests/CMakeLists.txt            cmocka
 clang                          clang                 tests/fuzz/run.sh               clang
@@ -56,6 +57,9 @@ mv                             base                  tests/check_layers_rejects.
 date                           base                  tests/imports/run_example.sh    date
 cat                            base                  tests/imports/run_example.sh    cat
 rm                             base                  tests/integration/test_client.c rm -rf
+/usr/lib/postgresql/15/bin/initdb postgresql     tests/integration/pg_server.c   "/initdb"
+/usr/lib/postgresql/15/bin/postgres postgresql   tests/integration/pg_server.c   "/postgres"
+/bin/rm                        base                  tests/integration/pg_server.c   "/bin/rm"
 /usr/bin/sha256sum             base                  tests/integration/test_msd_basic.c /usr/bin/sha256sum
 /usr/bin/tail                  base                  tests/integration/harness.c     /usr/bin/tail
 /bin/sleep                     base                  tests/integration/test_msd_restart.c /bin/sleep
