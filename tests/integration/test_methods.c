@@ -5,7 +5,7 @@
  * id sent twice to an instance, and to another instance, is applied once and answered the
  * same; a method on an absent object is MS_ENOTFOUND; conflicts on every attempt end in
  * MS_ECONFLICT; without msd a method is MS_EUNAVAILABLE; and deposits while instances are
- * kill -9'd still all succeed, each applied once.
+ * kill -9'd, or while msd is kill -9'd and restarted, still all succeed, each applied once.
  */
 #include "harness.h"
 
@@ -244,6 +244,42 @@ test_methods_chaos_kill9(void **state)
     free(out);
 }
 
+static char *bg_out;
+static int bg_rc;
+static volatile int bg_done;
+
+static void *
+depositor_app(void *arg)
+{
+    (void)arg;
+    bg_rc = app(&bg_out, "deposits", "4", "500");
+    bg_done = 1;
+    return NULL;
+}
+
+/* msd kill -9'd and restarted while deposits run: the methods' requests to the store that
+ * got no answer are sent again (safe: the same request id), no call fails, each is applied
+ * once. */
+static void
+test_methods_msd_killed(void **state)
+{
+    (void)state;
+    assert_int_equal(h_wait_count(M, "deposit", "ready", 2, 30000), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, depositor_app, NULL);
+    h_nap(400);
+    assert_true(h_msd_signal(M, SIGKILL, 10000) != -1);
+    int during = !bg_done; /* the deposits were running when msd died */
+    h_nap(500);
+    assert_int_equal(h_msd_restart(M), 0);
+    pthread_join(th, NULL);
+    fprintf(stderr, "msd killed: %s", bg_out ? bg_out : "");
+    assert_int_equal(bg_rc, 0);
+    check_deposits(bg_out, 2000);
+    assert_true(during);
+    free(bg_out);
+}
+
 int
 main(void)
 {
@@ -254,6 +290,7 @@ main(void)
         cmocka_unit_test(test_methods_conflicts_exhausted),
         cmocka_unit_test(test_methods_retried_request_applied_once),
         cmocka_unit_test(test_methods_chaos_kill9),
+        cmocka_unit_test(test_methods_msd_killed),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -16,6 +16,8 @@
  *          │        ──▶ the answer's "result", decoded: the call's result
  *          ├─ 412 (the object changed; not recorded) ──▶ a short jittered pause, GET again
  *          ├─ 404 (deleted meanwhile) ──▶ MS_ENOTFOUND
+ *          ├─ no answer (msd restarting, a connection cut) ──▶ the same request again
+ *          │        after a pause (any request here is safe to resend: send)
  *          └─ 422 (the id is recorded with another body: an earlier attempt of this call, in
  *             this instance or one that died, committed) ──▶ GET /v1/txn/{rid} ──▶ its
  *             "result"; no record (the caller acknowledged it, or it expired): MS_EREUSED
@@ -44,6 +46,8 @@
 #define METHOD_TIMEOUT_MS 10000 /* per request to msd, within the call's deadline */
 #define METHOD_PAUSE_MS 2       /* after the n-th conflict, up to n times this, jittered */
 #define METHOD_PAUSE_MAX_MS 50
+#define METHOD_RESEND_MS 50      /* a request that got no answer is sent again after this, */
+#define METHOD_RESEND_MAX_MS 800 /* doubled up to this */
 
 static _Thread_local json_t *self_value;
 
@@ -61,18 +65,31 @@ request_deadline(void)
 }
 
 /* One request to msd: MS_OK when an answer came (any HTTP status: resp->status), with its
- * parsed body in *out (may be NULL). */
+ * parsed body in *out (may be NULL). Every request a method sends is safe to send again (a
+ * GET, or a transaction under the call's request id, which the store applies once), so one
+ * that got no answer (msd restarting, a connection cut) is sent again after a pause, until
+ * min(10 s, the call's deadline). */
 static ms_status
 send(const char *method, const char *path, const char *const *headers, const json_t *body,
      msi_httpc_resp *resp, json_t **out, char *why, size_t whylen)
 {
-    msi_err err = {{0}};
-    *out = NULL;
-    ms_status st = msi_cl_orch_request(method, path, headers, (json_t *)body, request_deadline(),
-                                       resp, out, &err);
-    if (st != MS_OK)
+    int64_t until = request_deadline();
+    for (int64_t pause = METHOD_RESEND_MS;; pause *= 2) {
+        msi_err err = {{0}};
+        *out = NULL;
+        ms_status st =
+            msi_cl_orch_request(method, path, headers, (json_t *)body, until, resp, out, &err);
+        if (st == MS_OK)
+            return MS_OK;
         snprintf(why, whylen, "%s %s: %.300s", method, path, err.msg);
-    return st;
+        if (pause > METHOD_RESEND_MAX_MS)
+            pause = METHOD_RESEND_MAX_MS;
+        if ((st != MS_EUNAVAILABLE && st != MS_EINDOUBT && st != MS_ETIMEDOUT) ||
+            msi_now_ms() + pause >= until)
+            return st;
+        msi_log(3, "method: %s %s: %s; sending again", method, path, err.msg);
+        msi_cl_sleep_within(msi_cl_jitter(pause, 25), until);
+    }
 }
 
 /* The store's error answer as a status and text (for a failure that ends the call). */
@@ -228,7 +245,7 @@ ms__method_run(ms__service *svc, void *args, void (*body)(void *args, void *resu
     const char *none[1] = {NULL};
 
     for (int attempt = 1; attempt <= METHOD_ATTEMPTS; attempt++) {
-        if (ms_cancelled()) {
+        if (ms_deadline_left_ms() == 0) { /* (not ms_cancelled: a draining instance finishes) */
             msi_ctx_fail(MS_ETIMEDOUT, "%s: deadline passed after %d attempts", self->uri,
                          attempt - 1);
             return;
