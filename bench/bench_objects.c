@@ -5,6 +5,11 @@
  *   get  | put        [bench options]   through ms: ms_obj_get / ms_obj_put (If-Match none)
  *                                       to msd's object store (local mode: MS_ORCHESTRATOR
  *                                       and MS_STATE_DIR name a running msd)
+ *   method | call     [bench options]   a method call (MS_METHOD bench_obj_method: its object
+ *                                       read, the body, a conditional write with the call's
+ *                                       request id) against a plain remote call with the same
+ *                                       arguments (bench_obj_call, a service that only returns
+ *                                       n), both to this program's own instances
  *   bare-get | bare-put --target DB [bench options]
  *                                       the same operations on SQLite directly, in the file
  *                                       DB (created), with msd's settings: WAL,
@@ -123,6 +128,48 @@ ms_close(void *conn)
     ms_conn *c = conn;
     ms_ref_free(&c->ref);
     free(c);
+}
+
+/* A method that stores n in its object, and a plain service of the same signature. */
+MS_METHOD(int64_t, bench_obj_method, (int64_t, n))
+{
+    json_object_set_new(ms_self(), "n", json_integer(n));
+    return n;
+}
+MS_OPTIONS(bench_obj_method, .concurrency = 16)
+MS_SERVICE(int64_t, bench_obj_call, (ms_ref, self), (int64_t, n))
+{
+    (void)self;
+    return n;
+}
+MS_OPTIONS(bench_obj_call, .concurrency = 16, .idempotent = true)
+
+static int
+ms_method_call(void *conn, int64_t n, const char *s, char *err, size_t errlen)
+{
+    (void)s;
+    ms_conn *c = conn;
+    int64_t r = 0;
+    ms_status st = bench_obj_method_try(&r, c->ref, n);
+    if (st != MS_OK || r != n) {
+        snprintf(err, errlen, "bench_obj_method: %s", ms_status_name(st));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+ms_plain_call(void *conn, int64_t n, const char *s, char *err, size_t errlen)
+{
+    (void)s;
+    ms_conn *c = conn;
+    int64_t r = 0;
+    ms_status st = bench_obj_call_try(&r, c->ref, n);
+    if (st != MS_OK || r != n) {
+        snprintf(err, errlen, "bench_obj_call: %s", ms_status_name(st));
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- SQLite directly --------------------------------------------------------------------- */
@@ -268,6 +315,8 @@ bare_put_call(void *conn, int64_t n, const char *s, char *err, size_t errlen)
 
 static const bench_ops ms_get_ops = {ms_open, ms_get_call, ms_close};
 static const bench_ops ms_put_ops = {ms_open, ms_put_call, ms_close};
+static const bench_ops ms_method_ops = {ms_open, ms_method_call, ms_close};
+static const bench_ops ms_call_ops = {ms_open, ms_plain_call, ms_close};
 static const bench_ops bare_get_ops = {bare_open, bare_get_call, bare_close};
 static const bench_ops bare_put_ops = {bare_open, bare_put_call, bare_close};
 
@@ -282,6 +331,16 @@ run_ms_put(bench_opts *o)
     return bench_run_client(&ms_put_ops, o);
 }
 static int
+run_ms_method(bench_opts *o)
+{
+    return bench_run_client(&ms_method_ops, o);
+}
+static int
+run_ms_call(bench_opts *o)
+{
+    return bench_run_client(&ms_call_ops, o);
+}
+static int
 run_bare_get(bench_opts *o)
 {
     return bench_run_client(&bare_get_ops, o);
@@ -293,10 +352,8 @@ run_bare_put(bench_opts *o)
 }
 
 static const bench_command commands[] = {
-    {"get", run_ms_get},
-    {"put", run_ms_put},
-    {"bare-get", run_bare_get},
-    {"bare-put", run_bare_put},
+    {"get", run_ms_get},   {"put", run_ms_put},        {"method", run_ms_method},
+    {"call", run_ms_call}, {"bare-get", run_bare_get}, {"bare-put", run_bare_put},
 };
 
 /* ms_init for the rows through ms (local mode from the environment); none for bare ones. */
@@ -314,12 +371,16 @@ before(const char *command)
 int
 main(int argc, char **argv)
 {
+    /* Started by msd as an instance of one of the services above (serves, never returns), or
+     * to describe them (prints, exits): ms_init first. */
+    if (getenv("MS_SERVE") || getenv("MS_DESCRIBE"))
+        ms_init(&argc, &argv);
     static const bench_program p = {
         .name = "bench_objects",
         .label = "objects",
         .commands = commands,
         .ncommands = (int)(sizeof commands / sizeof *commands),
-        .usage = "get|put|bare-get|bare-put [--target DB] [bench options]",
+        .usage = "get|put|method|call|bare-get|bare-put [--target DB] [bench options]",
         .before = before,
     };
     return bench_main(argc, argv, &p);

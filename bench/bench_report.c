@@ -458,6 +458,13 @@ main(int argc, char **argv)
         {{"obj_put.lat.json", "obj_put.tput.json"},
          {"obj_bare_put.lat.json", "obj_bare_put.tput.json"}},
     };
+    /* A method call against a plain remote call (issue 9); [method or call][tput]. */
+    static const char *const METH_FILES[2][2] = {{"obj_method.lat.json", "obj_method.tput.json"},
+                                                 {"obj_call.lat.json", "obj_call.tput.json"}};
+    json_t *meth[2][2];
+    for (int a = 0; a < 2; a++)
+        for (int c = 0; c < 2; c++)
+            meth[a][c] = read_one(METH_FILES[a][c]);
     json_t *obj[2][2][2];
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 2; b++)
@@ -477,6 +484,9 @@ main(int argc, char **argv)
             for (int b = 0; b < 2; b++)
                 for (int c = 0; c < 2; c++)
                     note_error(OBJ_FILES[a][b][c], obj[a][b][c]);
+        for (int a = 0; a < 2; a++)
+            for (int c = 0; c < 2; c++)
+                note_error(METH_FILES[a][c], meth[a][c]);
     }
 
     /* Markdown. */
@@ -536,6 +546,13 @@ main(int argc, char **argv)
                     snprintf(key, sizeof key, "%s_%s_%s", OPN[a], WHO[b], PART[c]);
                     json_object_set(oj, key, obj[a][b][c] ? obj[a][b][c] : json_null());
                 }
+        static const char *const MN[2] = {"method", "call"};
+        for (int a = 0; a < 2; a++)
+            for (int c = 0; c < 2; c++) {
+                char key[64];
+                snprintf(key, sizeof key, "%s_%s", MN[a], PART[c]);
+                json_object_set(oj, key, meth[a][c] ? meth[a][c] : json_null());
+            }
         json_object_set_new(local, "objects", oj);
     }
     if (local_skipped) {
@@ -614,6 +631,13 @@ main(int argc, char **argv)
                fig(c, sizeof c, num(obj[a][1][0], "p50_us")),
                rate(d, sizeof d, num(obj[a][0][1], "calls_per_s")),
                rate(e, sizeof e, num(obj[a][1][1], "calls_per_s")));
+        md(&o, "\n| call | p50 µs | per second (%s callers, an object each) |\n|---|---:|---:|\n",
+           threads);
+        static const char *const MOP[2] = {"method (MS_METHOD: read, body, conditional write)",
+                                           "plain remote call, same arguments"};
+        for (int a = 0; a < 2; a++)
+            md(&o, "| %s | %s | %s |\n", MOP[a], fig(b, sizeof b, num(meth[a][0], "p50_us")),
+               rate(d, sizeof d, num(meth[a][1], "calls_per_s")));
     }
 
     /* Issues 5's, 9's and 20's targets, from this run's figures. */
@@ -631,7 +655,9 @@ main(int argc, char **argv)
                once_t = fig_of("ms_once", "throughput", "calls_per_s"),
                zo = zero && !json_object_get(zero, "error") ? num(zero, "overhead_ns") : NAN,
                obj_get = num(obj[0][0][0], "p50_us"), sq_get = num(obj[0][1][0], "p50_us"),
-               mst_u = fig_of("mst", "latency_unpinned", "p50_us");
+               mst_u = fig_of("mst", "latency_unpinned", "p50_us"),
+               meth_p = num(meth[0][0], "p50_us"), call_p = num(meth[1][0], "p50_us"),
+               sq_put = num(obj[1][1][0], "p50_us");
         double mn, mx;
         int n;
         double fc = local_skipped ? NAN : median_of(first, "first_call_ms", &mn, &mx, &n);
@@ -651,6 +677,8 @@ main(int argc, char **argv)
             {"not idempotent / idempotent throughput >= 0.95x", once_t / ms_t, 0.95, 0, "x"},
             {"object GET p50 / (bare transport + SQLite read) <= 1.5x", obj_get / (mst_u + sq_get),
              1.5, 1, "x"},
+            {"method call p50 / (plain call + SQLite write) <= 2x", meth_p / (call_p + sq_put), 2.0,
+             1, "x"},
         };
         for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
             int known = !isnan(t[i].value) && !isinf(t[i].value);
@@ -734,6 +762,9 @@ main(int argc, char **argv)
         for (int b = 0; b < 2; b++)
             for (int c = 0; c < 2; c++)
                 json_decref(obj[a][b][c]);
+    for (int a = 0; a < 2; a++)
+        for (int c = 0; c < 2; c++)
+            json_decref(meth[a][c]);
     json_decref(error_list);
     free(local_skipped);
     return errors ? 1 : 0;

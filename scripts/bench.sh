@@ -387,6 +387,16 @@ if [ $local_ok = 1 ]; then
                 run_client "$R/obj_bare_$op.tput.json" $TPUT_LIMIT 0 "$B/bench_objects" \
                     bare-$op --target "$TMP/bare-objects.db" "${obj_tput[@]}"
             done
+            # A method call (MS_METHOD: read, body, conditional write with its request id)
+            # against a plain remote call of the same signature, both to instances of
+            # bench_objects itself (issue 9: within 2x of a plain call plus one backend write).
+            for op in method call; do
+                lat=("${obj_put_lat[@]}")
+                [ $op = call ] && lat=("${obj_lat[@]}")
+                run_client "$R/obj_$op.lat.json" $LAT_LIMIT 0 "$B/bench_objects" $op "${lat[@]}"
+                run_client "$R/obj_$op.tput.json" $TPUT_LIMIT 0 "$B/bench_objects" $op \
+                    "${obj_tput[@]}"
+            done
         fi
         log "local mode: msd lookups"
         run_client "$R/lookups.lat.json" $LAT_LIMIT 0 "$B/bench_ms" lookups --latency \

@@ -235,6 +235,14 @@ void ms_fail(int code, const char *fmt, ...)
 #endif
     ;
 
+/*
+ * Inside an MS_METHOD body: the object's current value (a JSON object), to read and change in
+ * place; what it holds when the body returns is stored. Borrowed: valid until the body
+ * returns (do not json_decref it, nor keep it). NULL outside a method body. The body may run
+ * more than once per call (docs/objects.md, "Methods").
+ */
+json_t *ms_self(void);
+
 /* Milliseconds left before the current call's deadline (0 when passed); INT64_MAX when the
  * current call has none (a direct call in zero mode without ms_next_call_timeout_ms, or
  * outside a service). */
@@ -284,6 +292,7 @@ typedef struct ms__service {
     size_t args_size;
     void (*invoke)(void *args, void *result); /* NULL for MS_CLIENT */
     const ms_options *options;                /* ms__set == 0: defaults */
+    unsigned flags;                           /* MS__F_METHOD: declared by MS_METHOD */
     /* Owned by libms, guarded by its registry lock: */
     struct ms__service *next;
     void *rt;
@@ -293,6 +302,8 @@ extern const ms__type ms__t_bool, ms__t_char, ms__t_schar, ms__t_uchar, ms__t_sh
     ms__t_int, ms__t_uint, ms__t_long, ms__t_ulong, ms__t_llong, ms__t_ullong, ms__t_float,
     ms__t_double, ms__t_string, ms__t_cstring, ms__t_bytes, ms__t_json, ms__t_ref;
 
+#define MS__F_METHOD 1u
+
 void ms__register(ms__service *svc);
 void ms__unregister(ms__service *svc);
 /* Runs a call: `args` points to the argument struct, `result` to the result (NULL allowed:
@@ -300,6 +311,12 @@ void ms__unregister(ms__service *svc);
 ms_status ms__call(ms__service *svc, void *args, void *result);
 void ms__failed(ms__service *svc, ms_status st);
 void ms__free_value(const ms__type *t, void *value);
+/* The body of an MS_METHOD service: load the object named by the ms_ref at the start of
+ * args, run `body` with ms_self() set, store with If-Match and the call's request id, again
+ * on a conflict (docs/objects.md, "Methods"). Failures are the call's (through its
+ * context); `result` is zeroed then. */
+void ms__method_run(ms__service *svc, void *args, void (*body)(void *args, void *result),
+                    void *result);
 
 #ifdef __cplusplus
 }
@@ -379,7 +396,7 @@ void ms__free_value(const ms__type *t, void *value);
 #define MS__ASSIGN(a, p) a.MS__PN(p) = MS__PN(p);
 
 /* The argument struct, parameter table, descriptor and stubs shared by SERVICE and CLIENT. */
-#define MS__STUBS(R, N, INVOKE, ...)                                                               \
+#define MS__STUBS(R, N, INVOKE, FLAGS, ...)                                                        \
     MS__DECLARE(R, N, __VA_ARGS__)                                                                 \
     struct ms__args_##N {                                                                          \
         MS__MAP(MS__MEMBER, ~, __VA_ARGS__) char ms__pad;                                          \
@@ -395,6 +412,7 @@ void ms__free_value(const ms__type *t, void *value);
                                       sizeof(struct ms__args_##N),                                 \
                                       INVOKE,                                                      \
                                       &ms__opts_##N,                                               \
+                                      FLAGS,                                                       \
                                       NULL,                                                        \
                                       NULL};                                                       \
     MS__IF(MS__IS_VOID(R))(MS__STUB_VOID, MS__STUB_VAL)(R, N, __VA_ARGS__)
@@ -443,10 +461,11 @@ void ms__free_value(const ms__type *t, void *value);
  */
 #define MS_SERVICE(...)                                                                            \
     MS__APPLY(MS__SERVICE, MS__RT(__VA_ARGS__), MS__NAME(__VA_ARGS__), __VA_ARGS__)
-#define MS__SERVICE(R, N, ...)                                                                     \
+#define MS__SERVICE(R, N, ...) MS__SERVICE_F(R, N, 0u, __VA_ARGS__)
+#define MS__SERVICE_F(R, N, FLAGS, ...)                                                            \
     static R ms__impl_##N(MS__PLIST(__VA_ARGS__));                                                 \
     static void ms__invoke_##N(void *ms__args, void *ms__res);                                     \
-    MS__STUBS(R, N, ms__invoke_##N, __VA_ARGS__)                                                   \
+    MS__STUBS(R, N, ms__invoke_##N, FLAGS, __VA_ARGS__)                                            \
     static void ms__invoke_##N(void *ms__args, void *ms__res)                                      \
     {                                                                                              \
         struct ms__args_##N *ms__A = (struct ms__args_##N *)ms__args;                              \
@@ -466,6 +485,57 @@ void ms__free_value(const ms__type *t, void *value);
     static R ms__impl_##N(MS__PLIST(__VA_ARGS__))
 
 /*
+ * MS_METHOD(R, name, (T1, a1), ...) { body }: a method of objects (docs/objects.md,
+ * "Methods"): the service `R name(ms_ref self, T1 a1, ...)` (and name_try), whose body runs
+ * with ms_self() the current value of the object `self` names and takes the parameters after
+ * self (0 to 7). The value is stored when the body returns, with If-Match; on a conflict the
+ * body runs again (at most 32 times, then MS_ECONFLICT); the call's request id is recorded
+ * with the write, so the call is applied once however often it is retried. The service is
+ * idempotent for retries, whatever MS_OPTIONS says. A body has no side effects beyond
+ * ms_self(). Callers elsewhere declare it MS_DECLARE(R, name, (ms_ref, self), (T1, a1), ...).
+ */
+#define MS_METHOD(...) MS__CAT_M(MS__METHOD_P, MS__NP(__VA_ARGS__))(__VA_ARGS__)
+#define MS__CAT_M(a, b) MS__CAT_M_(a, b)
+#define MS__CAT_M_(a, b) a##b
+#define MS__METHOD_P0(...)                                                                         \
+    MS__APPLY(MS__METHOD, MS__RT(__VA_ARGS__), MS__NAME(__VA_ARGS__), (__VA_ARGS__),               \
+              MS__RT(__VA_ARGS__), MS__NAME(__VA_ARGS__), (ms_ref, self))
+#define MS__METHOD_P1 MS__METHOD_PN
+#define MS__METHOD_P2 MS__METHOD_PN
+#define MS__METHOD_P3 MS__METHOD_PN
+#define MS__METHOD_P4 MS__METHOD_PN
+#define MS__METHOD_P5 MS__METHOD_PN
+#define MS__METHOD_P6 MS__METHOD_PN
+#define MS__METHOD_P7 MS__METHOD_PN
+#define MS__METHOD_PN(R, N, ...)                                                                   \
+    MS__METHOD(R, N, (R, N, __VA_ARGS__), R, N, (ms_ref, self), __VA_ARGS__)
+/* The user's body gets the parameters after self: ORIG is the list without it. */
+#define MS__METHOD_BLIST(...) MS__ALIST(ms__A, __VA_ARGS__)
+#define MS__METHOD(R, N, ORIG, ...)                                                                \
+    static R ms__mbody_##N MS__METHOD_PL(ORIG);                                                    \
+    static void ms__mrun_##N(void *ms__args, void *ms__res);                                       \
+    MS__SERVICE_F(R, N, MS__F_METHOD, __VA_ARGS__)                                                 \
+    {                                                                                              \
+        struct ms__args_##N ms__a;                                                                 \
+        MS__IF(MS__IS_VOID(R))                                                                     \
+        (MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                                   \
+             ms__method_run(&ms__svc_##N, &ms__a, ms__mrun_##N, NULL);                             \
+         , R ms__r; MS__MAP(MS__ASSIGN, ms__a, __VA_ARGS__)                                        \
+             ms__method_run(&ms__svc_##N, &ms__a, ms__mrun_##N, &ms__r);                           \
+         return ms__r;)                                                                            \
+    }                                                                                              \
+    static void ms__mrun_##N(void *ms__args, void *ms__res)                                        \
+    {                                                                                              \
+        struct ms__args_##N *ms__A = (struct ms__args_##N *)ms__args;                              \
+        (void)ms__A;                                                                               \
+        MS__IF(MS__IS_VOID(R))                                                                     \
+        ((void)ms__res; ms__mbody_##N(MS__METHOD_BLIST ORIG);                                      \
+         , *(R *)ms__res = ms__mbody_##N(MS__METHOD_BLIST ORIG);)                                  \
+    }                                                                                              \
+    static R ms__mbody_##N MS__METHOD_PL(ORIG)
+#define MS__METHOD_PL(ORIG) (MS__PLIST ORIG)
+
+/*
  * MS_CLIENT(R, name, (T1, a1), ...): the stubs alone, for a program that calls a service
  * implemented elsewhere (another program, or a library that registers it). One .c file.
  */
@@ -474,7 +544,7 @@ void ms__free_value(const ms__type *t, void *value);
 /* A client registers nothing, but its run-time data (created on first call) must be freed
  * when a dlopen'd library that holds it is closed: ms__unregister does that. */
 #define MS__CLIENT(R, N, ...)                                                                      \
-    MS__STUBS(R, N, NULL, __VA_ARGS__)                                                             \
+    MS__STUBS(R, N, NULL, 0u, __VA_ARGS__)                                                         \
     __attribute__((destructor)) static void ms__unreg_##N(void)                                    \
     {                                                                                              \
         ms__unregister(&ms__svc_##N);                                                              \

@@ -28,6 +28,7 @@
 
 _Thread_local msi_ctx *msi_cur_ctx;
 _Thread_local int64_t msi_next_timeout_ms;
+_Thread_local const char *msi_next_rid, *msi_next_acked_below;
 ms__service *msi_serving;
 
 static ms_failure_handler failure_handler;
@@ -50,6 +51,10 @@ msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms
     c.deadline_ms = deadline_ms;
     c.trace = trace ? trace : msi_cur_ctx ? msi_cur_ctx->trace : NULL;
     c.failed = 0;
+    c.fail_status = MS_EAPP;
+    c.rid = msi_next_rid;
+    c.acked_below = msi_next_acked_below;
+    msi_next_rid = msi_next_acked_below = NULL;
     c.prev = msi_cur_ctx;
     msi_cur_ctx = &c;
     svc->invoke(args, res ? res : (void *)&tmp);
@@ -62,9 +67,10 @@ msi_invoke_local(ms__service *svc, void *args, void *result, int64_t deadline_ms
             memset(res, 0, rsize);
         }
         msi_svc *rt = msi_svc_of(svc);
-        msi_set_error(MS_EAPP, "%s: %s", rt ? rt->name : svc->name, c.app_msg);
-        msi_set_app_code(c.app_code);
-        st = MS_EAPP;
+        st = c.fail_status;
+        msi_set_error(st, "%s: %s", rt ? rt->name : svc->name, c.app_msg);
+        if (st == MS_EAPP)
+            msi_set_app_code(c.app_code);
     } else if (!result && rsize) {
         ms__free_value(svc->result, res);
     }
@@ -304,6 +310,25 @@ ms_fail(int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->app_msg, sizeof c->app_msg, fmt, ap);
     va_end(ap);
+}
+
+void
+msi_ctx_fail(ms_status st, const char *fmt, ...)
+{
+    msi_ctx *c = msi_cur_ctx;
+    char msg[MSI_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!c) {
+        msi_set_error(st, "%s", msg);
+        return;
+    }
+    c->failed = 1;
+    c->fail_status = st;
+    c->app_code = 0;
+    snprintf(c->app_msg, sizeof c->app_msg, "%s", msg);
 }
 
 int64_t

@@ -20,7 +20,8 @@
  *   ms__service.rt, created once (msi_svc_of) and never freed before process exit, except
  *   for descriptors of an unloaded library, whose data is freed at unregistration.
  * - The per-thread call context (msi_ctx) carries what a running service may ask for: its
- *   deadline, its failure (ms_fail) and the trace id for nested calls.
+ *   deadline, its failure (ms_fail, or msi_ctx_fail with another status), the trace id for
+ *   nested calls, and the request id the call came with (which MS_METHOD writes under).
  */
 #ifndef MSI_H
 #define MSI_H
@@ -84,11 +85,23 @@ typedef struct msi_ctx {
     int64_t deadline_ms;    /* CLOCK_MONOTONIC ms; INT64_MAX: none */
     const msi_trace *trace; /* the trace this call belongs to; NULL: none yet */
     int failed;
+    ms_status fail_status; /* the call's status when failed: MS_EAPP (ms_fail) or msi_ctx_fail's */
     int app_code;
     char app_msg[MSI_ERR_MAX];
+    const char *rid;         /* the incoming call's Ms-Request-Id (host); NULL: none */
+    const char *acked_below; /* its Ms-Acked-Below; NULL: none */
     struct msi_ctx *prev;
 } msi_ctx;
 extern _Thread_local msi_ctx *msi_cur_ctx;
+
+/* The request id and Ms-Acked-Below of the call the host is about to run on this thread
+ * (borrowed for the call): msi_invoke_local takes them into its context and clears them. */
+extern _Thread_local const char *msi_next_rid, *msi_next_acked_below;
+
+/* Fails the running call with st (not MS_OK) and a message, as ms_fail does with MS_EAPP:
+ * the call returns st with "<service>: <message>". Outside a call: only sets the thread's
+ * error. */
+void msi_ctx_fail(ms_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The pending ms_next_call_timeout_ms() of the thread (0: none); ms__call takes it. */
 extern _Thread_local int64_t msi_next_timeout_ms;

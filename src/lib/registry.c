@@ -26,9 +26,11 @@ static _Atomic unsigned long gen = 1;
 static ms_options
 effective_options(const ms__service *svc)
 {
-    if (svc->options && svc->options->ms__set)
-        return *svc->options;
     ms_options o = {MS__OPTION_DEFAULTS};
+    if (svc->options && svc->options->ms__set)
+        o = *svc->options;
+    if (svc->flags & MS__F_METHOD) /* the store dedupes a method's writes (objects.md) */
+        o.idempotent = true;
     return o;
 }
 

@@ -775,6 +775,7 @@ static const msi_http_route routes[] = {
     {"GET", "/metrics", h_metrics, NULL, 0, NULL},
     {NULL, "/v1/objects/", h_objects, NULL, 0, early_call},
     {NULL, "/v1/txn", h_txn, NULL, 0, early_call},
+    {NULL, "/v1/txn/", h_txn, NULL, 0, early_call},
     /* The dashboard: "/" (a '/'-ending prefix route also catches every other path, for a
      * JSON 404) and "/index.html". */
     {NULL, "/index.html", h_root, NULL, 0, NULL},

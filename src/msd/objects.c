@@ -23,7 +23,12 @@
  *       put_record(rid, 200), trim_records(acked, age) ─▶ commit ─▶ 200
  *
  *   A failed condition is recorded too, so the retry of a transaction that was refused is
- *   refused the same way, whatever happened to the objects meanwhile.
+ *   refused the same way, whatever happened to the objects meanwhile; except for a method's
+ *   transaction (one with a "result", MS_METHOD): nothing was applied, and the method reads
+ *   the object again and sends its next attempt under the same id, which must then run.
+ * - msd_obj_txn_answer reads a recorded answer by request id (GET /v1/txn/{rid}): how a
+ *   method whose attempt got 422 (an earlier attempt of the same id committed, with another
+ *   body) learns that attempt's result.
  * - Values are JSON objects stored as compact JSON text of at most MSD_OBJ_VALUE_MAX bytes.
  */
 #include "objects.h"
@@ -525,6 +530,7 @@ parse_ref(const char *ref, obj_op *op, char ns[MSD_NAME_MAX + 1], char coll[MSD_
 
 typedef struct txn {
     json_t *body;
+    json_t *result; /* a method's result (MS_METHOD), recorded in the answer; NULL: none */
     int n;
     obj_op ops[MSD_OBJ_TXN_OPS_MAX];
     char ns[MSD_OBJ_TXN_OPS_MAX][MSD_NAME_MAX + 1];
@@ -540,8 +546,12 @@ parse_txn(const char *text, size_t len, txn *t, msi_err *err)
     if (!t->body)
         return msi_errf(err, MS_EBADARGS, "bad JSON: %s", perr.msg);
     json_t *ops = json_object_get(t->body, "ops");
-    if (!json_is_object(t->body) || json_object_size(t->body) != 1 || !json_is_array(ops))
-        return msi_errf(err, MS_EBADARGS, "the body must be {\"ops\":[...]}");
+    t->result = json_object_get(t->body, "result");
+    if (!json_is_object(t->body) || json_object_size(t->body) != 1u + (t->result != NULL) ||
+        !json_is_array(ops))
+        return msi_errf(err, MS_EBADARGS,
+                        "the body must be {\"ops\":[...]} (and an optional "
+                        "\"result\")");
     size_t n = json_array_size(ops);
     if (n == 0 || n > MSD_OBJ_TXN_OPS_MAX)
         return msi_errf(err, MS_EBADARGS, "\"ops\" must hold 1 to %d operations",
@@ -642,7 +652,11 @@ success_answer(const txn *t, const op_result *res)
         }
     }
     json_t *j = arr ? json_pack("{s:o}", "results", arr) : NULL;
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (j && t->result && json_object_set(j, "result", t->result) < 0) {
+        json_decref(j);
+        return NULL;
+    }
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(j);
     return s;
 }
@@ -792,7 +806,7 @@ msd_obj_txn(msd_objstore *s, long long records_max, const char *rid, const char 
             st = msi_errf(err, MS_ENOMEM, "out of memory");
             goto out;
         }
-        if (rid) {
+        if (rid && !t->result) { /* a method's refusal is not recorded: it runs again */
             rec.status = *http;
             rec.answer = *answer;
             record_refusal(s, rid, caller, seq, &rec);
@@ -835,4 +849,29 @@ out:
     json_decref(t->body);
     free(t);
     return st;
+}
+
+ms_status
+msd_obj_txn_answer(msd_objstore *s, const char *rid, int *http, char **answer, msi_err *err)
+{
+    *answer = NULL;
+    size_t n = strlen(rid);
+    if (n == 0 || n > 128 ||
+        strspn(rid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+        return msi_errf(err, MS_EBADARGS, "bad request id (1 to 128 of [A-Za-z0-9._-])");
+    char msg[MSG] = "";
+    msd_objtx *tx = NULL;
+    int rc = s->ops->begin(s, 0, &tx, msg, sizeof msg);
+    if (rc < 0)
+        return io_err(err, rc, msg);
+    msd_objrec rec = {.answer = NULL};
+    rc = s->ops->get_record(tx, rid, &rec, msg, sizeof msg);
+    s->ops->rollback(tx);
+    if (rc == -ENOENT)
+        return msi_errf(err, MS_ENOTFOUND, "no transaction recorded under request id %s", rid);
+    if (rc < 0)
+        return io_err(err, rc, msg);
+    *http = rec.status;
+    *answer = rec.answer;
+    return MS_OK;
 }

@@ -81,6 +81,11 @@ ms_status msd_obj_txn(msd_objstore *s, long long records_max, const char *rid,
                       const char *acked_below, const char *body, size_t len, int *http,
                       char **answer, int *replayed, msi_err *err);
 
+/* GET /v1/txn/{rid}: the answer recorded under request id rid (*http, and *answer malloc'd),
+ * in a read transaction; MS_ENOTFOUND when there is none (never recorded, or dropped). */
+ms_status msd_obj_txn_answer(msd_objstore *s, const char *rid, int *http, char **answer,
+                             msi_err *err);
+
 /* objects_api.c: the REST handlers, under "/v1/objects/" and "/v1/txn" in api.c's table
  * (which checks the call token first). */
 struct msi_http_req;

@@ -12,6 +12,7 @@
  *     PATCH  /v1/objects/{ns}/{collection}/{id}   JSON merge patch: 200, ETag, the new value
  *     DELETE /v1/objects/{ns}/{collection}/{id}   204
  *     POST   /v1/txn                              a transaction (objects.h)
+ *     GET    /v1/txn/{rid}                        the answer recorded under a request id
  * - Bodies: at most MSD_BODY_MAX (413 from the server before they are read), JSON objects
  *   only (400). Names per objects.h (400). Anything else about the path: 404; a method the
  *   path does not take: 405 with Allow.
@@ -227,6 +228,27 @@ msd_txn_http(msd *m, msi_http_req *r)
 {
     if (!m->objects) {
         msi_http_reply_error(r, MS_EUNAVAILABLE, "this msd has no object store open");
+        return;
+    }
+    const char *path = msi_http_path(r);
+    if (strncmp(path, "/v1/txn/", 8) == 0) { /* GET /v1/txn/{rid} */
+        if (strcmp(msi_http_method(r), "GET") != 0) {
+            not_allowed(r, "GET");
+            return;
+        }
+        int http = 0;
+        char *answer = NULL;
+        msi_err err = {{0}};
+        ms_status st = msd_obj_txn_answer(m->objects, path + 8, &http, &answer, &err);
+        if (st != MS_OK) {
+            reply_status(r, st, &err);
+            return;
+        }
+        char status[16];
+        snprintf(status, sizeof status, "%d", http);
+        msi_http_add_header(r, "Ms-Txn-Status", status);
+        msi_http_reply(r, 200, "application/json", answer, strlen(answer));
+        free(answer);
         return;
     }
     if (strcmp(msi_http_method(r), "POST") != 0) {

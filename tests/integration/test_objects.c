@@ -718,6 +718,61 @@ restore_main_msd(void **state)
     return 0;
 }
 
+/* A method's transaction (MS_METHOD, docs/objects.md "Methods"): a top-level "result" is
+ * copied into the answer and recorded with it; its refusal is not recorded (the same id then
+ * runs); GET /v1/txn/{rid} answers the record, 404 when there is none. */
+static void
+test_objects_txn_method_result_and_record(void **state)
+{
+    (void)state;
+    resp r = {0};
+    char a[64], ea[64], q1[80], body[1024];
+    make("acct", 1, a, ea);
+    const char *const rid[] = {"Ms-Request-Id: mtest-1", NULL};
+
+    /* Stale If-Match: 412, not recorded. */
+    snprintf(body, sizeof body,
+             "{\"ops\":[{\"op\":\"put\",\"ref\":\"ms://objects/t4/acct/%s\",\"if_match\":"
+             "\"\\\"999999999\\\"\",\"value\":{\"n\":2}}],\"result\":2}",
+             a);
+    req(&r, "POST", "/v1/txn", NULL, body, rid);
+    EXPECT(&r, 412, "MS_ECONFLICT");
+    req(&r, "GET", "/v1/txn/mtest-1", NULL, NULL, NULL);
+    EXPECT(&r, 404, "MS_ENOTFOUND");
+
+    /* The same id with the current ETag: applied, the result in the answer. */
+    snprintf(body, sizeof body,
+             "{\"ops\":[{\"op\":\"put\",\"ref\":\"ms://objects/t4/acct/%s\",\"if_match\":%s,"
+             "\"value\":{\"n\":2}}],\"result\":{\"b\":2}}",
+             a, q(ea, q1));
+    req(&r, "POST", "/v1/txn", NULL, body, rid);
+    EXPECT(&r, 200, NULL);
+    assert_false(r.replayed);
+    assert_int_equal(json_int(json_object_get(r.json, "result"), "b"), 2);
+    assert_int_equal(get_n(a, NULL), 2);
+    req(&r, "POST", "/v1/txn", NULL, body, rid);
+    EXPECT(&r, 200, NULL);
+    assert_true(r.replayed);
+    assert_int_equal(json_int(json_object_get(r.json, "result"), "b"), 2);
+    req(&r, "GET", "/v1/txn/mtest-1", NULL, NULL, NULL);
+    EXPECT(&r, 200, NULL);
+    assert_int_equal(json_int(json_object_get(r.json, "result"), "b"), 2);
+    assert_non_null(json_object_get(r.json, "results"));
+    req(&r, "POST", "/v1/txn/mtest-1", NULL, body, NULL);
+    EXPECT(&r, 405, "MS_EBADARGS");
+    req(&r, "GET", "/v1/txn/bad%20id", NULL, NULL, NULL);
+    EXPECT(&r, 400, "MS_EBADARGS");
+
+    /* Any other top-level member is still refused. */
+    snprintf(body, sizeof body,
+             "{\"ops\":[{\"op\":\"check\",\"ref\":\"ms://objects/t4/acct/%s\",\"if_match\":"
+             "\"*\"}],\"result\":1,\"x\":1}",
+             a);
+    req(&r, "POST", "/v1/txn", NULL, body, NULL);
+    EXPECT(&r, 400, "MS_EBADARGS");
+    resp_free(&r);
+}
+
 static void
 test_objects_records_bounded(void **state)
 {
@@ -1008,6 +1063,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_objects_list_pages),
         cmocka_unit_test(test_objects_bad_input),
         cmocka_unit_test(test_objects_txn_all_or_nothing_and_replay),
+        cmocka_unit_test(test_objects_txn_method_result_and_record),
         cmocka_unit_test_teardown(test_objects_records_bounded, restore_main_msd),
         cmocka_unit_test(test_objects_concurrent_cas_loses_nothing),
         cmocka_unit_test(test_objects_survive_sigterm_and_sigkill),

@@ -152,6 +152,14 @@ int msi_cl_budget_retry(cstate *cs);
 ms_status msi_cl_orch_request(const char *method, const char *path, const char *const *headers,
                               json_t *body, int64_t deadline, msi_httpc_resp *resp, json_t **out,
                               msi_err *err);
+/* engine.c: a new request id "<caller>-<seq>" of the calling thread, as a call of its gets,
+ * and its Ms-Acked-Below (the seq: the thread's earlier calls are over). */
+#define MSI_CL_RID_MAX (16 + 1 + 20 + 1)
+void msi_cl_new_rid(char rid[MSI_CL_RID_MAX], char acked_below[24]);
+/* objects.c: "/v1/objects/ns/collection/id" from a reference (its names checked); -1 when
+ * it is not one. */
+int msi_cl_obj_path(const ms_ref *ref, char *path, size_t len);
+
 /* Our build (msi_client.build), hashed once on first need:
  * pthread_once(&msi_cl_build_once, msi_cl_hash_build). */
 extern pthread_once_t msi_cl_build_once;

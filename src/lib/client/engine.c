@@ -223,6 +223,17 @@ next_seq(const char **id)
     return ++me.seq;
 }
 
+void
+msi_cl_new_rid(char rid[MSI_CL_RID_MAX], char acked_below[24])
+{
+    const char *caller;
+    uint64_t seq = next_seq(&caller);
+    memcpy(rid, caller, 16);
+    rid[16] = '-';
+    *msi_u64_text(rid + 17, seq) = '\0';
+    *msi_u64_text(acked_below, seq) = '\0';
+}
+
 /* An attempt failed because of the instance: skip it for a while, and report it to msd
  * once the call is over if this client did not know already. */
 static void

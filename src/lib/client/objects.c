@@ -42,8 +42,8 @@ name_ok(const char *s, size_t n)
 }
 
 /* "/v1/objects/ns/collection/id" from a reference; -1 when it is not one. */
-static int
-ref_path(const ms_ref *ref, char *path, size_t len)
+int
+msi_cl_obj_path(const ms_ref *ref, char *path, size_t len)
 {
     if (!ref || !ref->uri || strncmp(ref->uri, OBJ_PREFIX, strlen(OBJ_PREFIX)) != 0)
         return -1;
@@ -170,7 +170,7 @@ ms_obj_get(const ms_ref *ref, json_t **value, char **etag)
     if (st != MS_OK)
         return st;
     char path[64 + 3 * OBJ_NAME_MAX];
-    if (!value || ref_path(ref, path, sizeof path) < 0)
+    if (!value || msi_cl_obj_path(ref, path, sizeof path) < 0)
         return msi_set_error(MS_EBADARGS,
                              "ms_obj_get: not an object reference (%s{ns}/"
                              "{collection}/{id})",
@@ -200,7 +200,7 @@ ms_obj_put(const ms_ref *ref, const json_t *value, const char *if_match, char **
     if (st != MS_OK)
         return st;
     char path[64 + 3 * OBJ_NAME_MAX];
-    if (ref_path(ref, path, sizeof path) < 0)
+    if (msi_cl_obj_path(ref, path, sizeof path) < 0)
         return msi_set_error(MS_EBADARGS,
                              "ms_obj_put: not an object reference (%s{ns}/"
                              "{collection}/{id})",
@@ -225,7 +225,7 @@ ms_obj_delete(const ms_ref *ref, const char *if_match)
     if (st != MS_OK)
         return st;
     char path[64 + 3 * OBJ_NAME_MAX];
-    if (ref_path(ref, path, sizeof path) < 0)
+    if (msi_cl_obj_path(ref, path, sizeof path) < 0)
         return msi_set_error(MS_EBADARGS,
                              "ms_obj_delete: not an object reference (%s{ns}/"
                              "{collection}/{id})",

@@ -6,6 +6,9 @@
  * - Nested calls made by the service go through the client (src/lib/client) started without a
  *   private msd; they inherit the call's deadline and trace id from the per-thread context
  *   (msi_invoke_local gets the deadline of Ms-Deadline-Ms and the parsed `traceparent`).
+ * - The call's Ms-Request-Id and Ms-Acked-Below go into its context too (msi_next_rid), so an
+ *   MS_METHOD body's write is recorded under the id the caller retries with
+ *   (src/lib/client/method.c).
  */
 #include "host_int.h"
 #include "codec.h"
@@ -191,6 +194,8 @@ msi_host_call_handler(msi_http_req *r, void *arg)
 
     msi_log(3, "call %s request %s trace %s", msi_host.service, rid ? rid : "-", tr ? tr->id : "-");
     memset(res, 0, rsize ? rsize : 1);
+    msi_next_rid = rid; /* for MS_METHOD: its write is recorded under the call's id */
+    msi_next_acked_below = msi_http_header(r, "Ms-Acked-Below");
     st = msi_invoke_local(svc, args, rsize ? res : NULL, deadline, tr);
     msi_host.calls++;
     if (st == MS_EAPP) {
