@@ -835,7 +835,10 @@ autoscale_service(msd *m, msd_service *svc, int64_t now)
     /* A capped scale-up is already "at max": no second event for the same episode. */
     svc->as_hold = d.capped ? MSD_AS_H_AT_MAX : MSD_AS_H_NONE;
     svc->desired = d.desired;
-    svc->scaled_mono = now;
+    /* From when the change was made public (its event), not from the start of this pass,
+     * which a loaded machine can put well before it: the events then show every
+     * stabilisation period whole. */
+    svc->scaled_mono = msi_now_ms();
     msd_save_service(m, svc);
     msd_wake(m);
 }
