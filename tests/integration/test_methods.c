@@ -244,6 +244,19 @@ test_methods_chaos_kill9(void **state)
     free(out);
 }
 
+/* How many accounts the store holds (each run of the app creates one). */
+static size_t
+count_accounts(void)
+{
+    h_resp r;
+    size_t n = 0;
+    if (h_http(M, "GET", "/v1/objects/t/accounts?limit=1000", M->call, NULL, 0, NULL, &r) == 0 &&
+        r.status == 200)
+        n = json_array_size(json_object_get(r.json, "items"));
+    h_resp_free(&r);
+    return n;
+}
+
 static char *bg_out;
 static int bg_rc;
 static volatile int bg_done;
@@ -266,8 +279,15 @@ test_methods_msd_killed(void **state)
     (void)state;
     assert_int_equal(h_wait_count(M, "deposit", "ready", 2, 30000), 0);
     pthread_t th;
+    size_t accounts = count_accounts();
     pthread_create(&th, NULL, depositor_app, NULL);
-    h_nap(400);
+    /* Killed once the app has made its account and its deposits have begun (a condition,
+     * not a nap: a slow start, under ASan, would otherwise meet msd dead at ms_obj_create,
+     * which is not what this drills). */
+    for (int64_t until = h_now_ms() + 30000; count_accounts() == accounts && h_now_ms() < until;)
+        h_nap(20);
+    assert_true(count_accounts() > accounts);
+    h_nap(100);
     assert_true(h_msd_signal(M, SIGKILL, 10000) != -1);
     int during = !bg_done; /* the deposits were running when msd died */
     h_nap(500);
