@@ -4,13 +4,11 @@
 #include "dockerd.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,26 +128,10 @@ h_dockerd_start(h_dockerd *d, char *why, size_t whylen)
                           "--cgroup-parent",
                           cgparent,
                           NULL};
-    pid_t me = getpid();
-    pid_t pid = fork();
+    pid_t pid = h_spawn_logged(argv, d->log, NULL);
     if (pid < 0) {
         snprintf(why, whylen, "fork: %s", strerror(errno));
         return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != me)
-            _exit(1);
-        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        execv(argv[0], (char *const *)(uintptr_t)argv);
-        _exit(127);
     }
     d->pid = pid;
     int64_t t0 = h_now_ms(), end = t0 + START_TIMEOUT_MS;

@@ -173,6 +173,30 @@ h_rm_tree(const char *dir, int same_fs)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | (same_fs ? FTW_MOUNT : 0));
 }
 
+pid_t
+h_spawn_logged(const char *const *argv, const char *log, const char *const *unset)
+{
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != me)
+        _exit(1);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0)
+        dup2(devnull, 0);
+    for (int i = 0; unset && unset[i]; i++)
+        unsetenv(unset[i]);
+    execv(argv[0], (char *const *)(uintptr_t)argv);
+    _exit(127);
+}
+
 static void dump_log(h_msd *m);
 static void register_cleanup(void);
 
@@ -411,27 +435,10 @@ spawn_msd(h_msd *m)
     for (int i = 0; m->args[i] && n < 46; i++)
         argv[n++] = m->args[i];
     argv[n] = NULL;
-    pid_t me = getpid();
-    pid_t pid = fork();
+    static const char *const unset[] = {"MS_ORCHESTRATOR", "MS_STATE_DIR", NULL};
+    pid_t pid = h_spawn_logged(argv, m->log, unset);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != me)
-            _exit(1);
-        int fd = open(m->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        unsetenv("MS_ORCHESTRATOR");
-        unsetenv("MS_STATE_DIR");
-        execv(argv[0], (char *const *)(uintptr_t)argv);
-        _exit(127);
-    }
     m->pid = pid;
     /* Wait for <state>/addr, then for GET /v1/health. */
     int64_t end = h_now_ms() + 15000;

@@ -85,6 +85,10 @@ int h_msctl(h_msd *m, char **out, char **err, int timeout_ms, const char *const 
 int h_msctl_list(h_msd *m, char **out, char **err, ...);
 /* Removes dir and everything below it; same_fs: without crossing into other mounts. */
 void h_rm_tree(const char *dir, int same_fs);
+/* Starts argv[0] with argv, stdout and stderr appended to log, stdin from /dev/null, SIGTERM
+ * when this process dies, and the variables named in unset (NULL-terminated, may be NULL)
+ * removed from its environment. Its pid, or -1 (errno set by fork). */
+pid_t h_spawn_logged(const char *const *argv, const char *log, const char *const *unset);
 /* Runs any program; same conventions. env: extra "NAME=value" (NULL-terminated) or NULL. */
 int h_run(const char *const *argv, const char *const *env, char **out, char **err, int timeout_ms);
 

@@ -23,7 +23,8 @@
 #define OBJ_NAME_MAX 128
 #define OBJ_TIMEOUT_MS 10000
 #define OBJ_PREFIX "ms://objects/"
-#define OBJ_HDR_MAX 256 /* an ETag or a Location we accept */
+#define OBJ_PATH_MAX (64 + 3 * OBJ_NAME_MAX) /* "/v1/objects/{ns}/{collection}/{id}" */
+#define OBJ_HDR_MAX 256                      /* an ETag or a Location we accept */
 
 /* msd's name grammar (src/msd/util.c, msd_valid_name): [A-Za-z0-9_.-]{1,128}, not . or .. */
 static int
@@ -163,18 +164,32 @@ ms_obj_create(ms_ref *out, const char *ns, const char *collection, const json_t 
     return MS_OK;
 }
 
+/* The REST path of ref (the caller's buffer of OBJ_PATH_MAX), after checking ref and, when
+ * given, if_match; MS_EBADARGS naming `what` otherwise. */
+static ms_status
+object_path(const char *what, const ms_ref *ref, const char *if_match, char *path)
+{
+    if (msi_cl_obj_path(ref, path, OBJ_PATH_MAX) < 0)
+        return msi_set_error(MS_EBADARGS, "%s: not an object reference (%s{ns}/{collection}/{id})",
+                             what, OBJ_PREFIX);
+    if (if_match && !header_value_ok(if_match))
+        return msi_set_error(MS_EBADARGS, "%s: bad if_match (an ETag)", what);
+    return MS_OK;
+}
+
 ms_status
 ms_obj_get(const ms_ref *ref, json_t **value, char **etag)
 {
     ms_status st = running("ms_obj_get");
     if (st != MS_OK)
         return st;
-    char path[64 + 3 * OBJ_NAME_MAX];
-    if (!value || msi_cl_obj_path(ref, path, sizeof path) < 0)
+    char path[OBJ_PATH_MAX];
+    if (!value)
         return msi_set_error(MS_EBADARGS,
-                             "ms_obj_get: not an object reference (%s{ns}/"
-                             "{collection}/{id})",
+                             "ms_obj_get: not an object reference (%s{ns}/{collection}/{id})",
                              OBJ_PREFIX);
+    if ((st = object_path("ms_obj_get", ref, NULL, path)) != MS_OK)
+        return st;
     msi_httpc_resp resp;
     json_t *ans = NULL;
     st = request("ms_obj_get", "GET", path, NULL, NULL, &resp, &ans);
@@ -199,12 +214,9 @@ ms_obj_put(const ms_ref *ref, const json_t *value, const char *if_match, char **
     ms_status st = running("ms_obj_put");
     if (st != MS_OK)
         return st;
-    char path[64 + 3 * OBJ_NAME_MAX];
-    if (msi_cl_obj_path(ref, path, sizeof path) < 0)
-        return msi_set_error(MS_EBADARGS,
-                             "ms_obj_put: not an object reference (%s{ns}/"
-                             "{collection}/{id})",
-                             OBJ_PREFIX);
+    char path[OBJ_PATH_MAX];
+    if ((st = object_path("ms_obj_put", ref, NULL, path)) != MS_OK)
+        return st;
     if (!json_is_object(value))
         return msi_set_error(MS_EBADARGS, "ms_obj_put: the value must be a JSON object");
     if (if_match && !header_value_ok(if_match))
@@ -224,14 +236,9 @@ ms_obj_delete(const ms_ref *ref, const char *if_match)
     ms_status st = running("ms_obj_delete");
     if (st != MS_OK)
         return st;
-    char path[64 + 3 * OBJ_NAME_MAX];
-    if (msi_cl_obj_path(ref, path, sizeof path) < 0)
-        return msi_set_error(MS_EBADARGS,
-                             "ms_obj_delete: not an object reference (%s{ns}/"
-                             "{collection}/{id})",
-                             OBJ_PREFIX);
-    if (if_match && !header_value_ok(if_match))
-        return msi_set_error(MS_EBADARGS, "ms_obj_delete: bad if_match (an ETag)");
+    char path[OBJ_PATH_MAX];
+    if ((st = object_path("ms_obj_delete", ref, if_match, path)) != MS_OK)
+        return st;
     msi_httpc_resp resp;
     json_t *ans = NULL;
     st = request("ms_obj_delete", "DELETE", path, if_match, NULL, &resp, &ans);
